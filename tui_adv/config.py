@@ -1,0 +1,244 @@
+"""Experiment configs: TOML files validated into pydantic models, with errors that name the key.
+
+A config describes one run end to end: the data, the model, how it is trained and the FGSM sweep that
+follows. ``--set a.b=value`` overrides any key (the value is read as TOML: ``3``, ``0.5``, ``[0, .1]``,
+``true``, ``"text"``; a bare word is taken as a string).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+
+NonNeg = Annotated[float, Field(ge=0)]
+Prob = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    pair: tuple[int, int] | None = None
+    """Keep two digits only (binary task), relabelled 0 and 1, e.g. [3, 7] as in the paper."""
+    validation: bool = False
+    """Hold out the last 10k of the 60k training images as validation (the paper's 50k/10k split)."""
+    train_limit: Annotated[int, Field(gt=0)] | None = None
+    test_limit: Annotated[int, Field(gt=0)] | None = None
+
+    @field_validator("pair")
+    @classmethod
+    def _pair(cls, v):
+        if v is not None and (v[0] == v[1] or not all(0 <= d <= 9 for d in v)):
+            raise ValueError("must be two different digits 0-9")
+        return v
+
+
+class ModelConfig(_Strict):
+    kind: Literal["softmax", "logistic", "maxout", "rbf", "inception"]
+    # maxout
+    units: Annotated[int, Field(gt=0)] | None = None
+    pieces: Annotated[int, Field(gt=0)] | None = None
+    layers: Annotated[int, Field(gt=0, le=8)] | None = None
+    input_dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
+    hidden_dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
+    init_range: Annotated[float, Field(gt=0)] | None = None
+    max_col_norm: Annotated[float, Field(gt=0)] | None = None
+    # rbf
+    init_beta: Annotated[float, Field(gt=0)] | None = None
+    # inception
+    width: Annotated[int, Field(gt=0, le=8)] | None = None
+
+    @model_validator(mode="after")
+    def _knobs_match_kind(self):
+        allowed = {
+            "softmax": set(),
+            "logistic": set(),
+            "maxout": {"units", "pieces", "layers", "input_dropout", "hidden_dropout", "init_range", "max_col_norm"},
+            "rbf": {"init_beta"},
+            "inception": {"width"},
+        }[self.kind]
+        given = {k for k in self.model_fields_set if k != "kind" and getattr(self, k) is not None}
+        extra = sorted(given - allowed)
+        if extra:
+            raise ValueError(f"{', '.join(extra)} do(es) not apply to model kind {self.kind!r}")
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if k != "kind" and v is not None}
+
+
+class EarlyStopping(_Strict):
+    metric: Literal["valid_error", "valid_adv_error"] = "valid_error"
+    patience: Annotated[int, Field(gt=0)] = 10
+
+
+TrainMode = Literal["clean", "adversarial", "analytic", "l1", "sign_noise", "uniform_noise", "augment"]
+
+
+class TrainConfig(_Strict):
+    epochs: Annotated[int, Field(ge=0, le=100_000)] = 10
+    batch_size: Annotated[int, Field(gt=0)] = 100
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: Annotated[float, Field(gt=0)] = 0.1
+    lr_decay: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Learning rate multiplied by this after every step (pylearn2: 1/1.000004)."""
+    min_lr: NonNeg = 1e-6
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    final_momentum: Annotated[float, Field(ge=0, lt=1)] | None = None
+    """Momentum rises linearly from ``momentum`` to this between epoch 1 and ``momentum_saturate``."""
+    momentum_saturate: Annotated[int, Field(gt=0)] = 250
+    weight_decay: NonNeg = 0.0
+    mode: TrainMode = "clean"
+    alpha: Prob = 0.5
+    """Weight of the clean loss: J̃ = αJ(x) + (1−α)J(x_adv) (adversarial, analytic, noise modes)."""
+    epsilon: NonNeg = 0.25
+    """ε of the adversarial/noise examples during training."""
+    l1: NonNeg = 0.0025
+    """L1 coefficient on the first layer's weights (mode = "l1", P05)."""
+    augment_ratio: Annotated[float, Field(gt=0, le=10)] = 1.0
+    """mode = "augment": FGSM examples added per clean training example (1.0 = 1:1, as in the seed)."""
+    augment_after: Annotated[int, Field(ge=0)] | None = None
+    """mode = "augment": clean epochs before the FGSM examples are added (default: half the epochs)."""
+    early_stopping: EarlyStopping | None = None
+    eval_adv: bool = True
+    """Also measure FGSM error (at ``epsilon``) on the validation/test split after every epoch."""
+    eval_limit: Annotated[int, Field(gt=0)] | None = None
+    """Evaluate per-epoch metrics on the first N examples only (speed); final sweeps use all."""
+    checkpoint_every: Annotated[int, Field(ge=0)] = 1
+    """Write a checkpoint every N epochs (0: only at the end)."""
+
+    @model_validator(mode="after")
+    def _augment_after(self):
+        if self.augment_after is not None and self.augment_after > self.epochs:
+            raise ValueError("augment_after cannot exceed epochs")
+        return self
+
+
+class SweepConfig(_Strict):
+    enabled: bool = True
+    epsilons: list[NonNeg] = Field(default_factory=lambda: [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3])
+    labels: Literal["true", "predicted"] = "true"
+    batch_size: Annotated[int, Field(gt=0)] = 1000
+    samples: Annotated[int, Field(ge=0, le=1000)] = 8
+    """How many test images to store as perturbation views (the first N of the test split)."""
+    sample_epsilons: list[NonNeg] = Field(default_factory=lambda: [0.1, 0.25])
+
+    @field_validator("epsilons", "sample_epsilons")
+    @classmethod
+    def _finite(cls, v: list[float]):
+        if any(not math.isfinite(e) for e in v):
+            raise ValueError("must be finite numbers")
+        return v
+
+    @field_validator("epsilons")
+    @classmethod
+    def _non_empty(cls, v: list[float]):
+        if not v:
+            raise ValueError("needs at least one epsilon")
+        return v
+
+
+class RunConfig(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: str = ""
+    claims: list[str] = Field(default_factory=list)
+    experiment: Annotated[str, Field(min_length=1)] = "custom"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    profile: str | None = None
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.model.kind == "logistic" and self.data.pair is None:
+            raise ValueError("model.kind = 'logistic' needs data.pair (a binary task), e.g. pair = [3, 7]")
+        if self.train.mode == "analytic" and self.model.kind not in ("logistic", "softmax"):
+            raise ValueError("train.mode = 'analytic' needs a linear model (logistic or softmax)")
+        if self.train.early_stopping and not self.data.validation:
+            raise ValueError("train.early_stopping needs data.validation = true")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+
+# ------------------------------------------------------------------------------------------ loading
+def _fmt_loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = _fmt_loc(e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return f"invalid config {source}: " + "; ".join(parts)
+
+
+def parse_value(text: str) -> Any:
+    """Read an override's value as TOML (numbers, booleans, arrays, quoted strings); else a bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    data = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set expects KEY=VALUE (e.g. train.epochs=5), got {item!r}")
+        key, _, value = item.partition("=")
+        path = [p for p in key.strip().split(".") if p]
+        if not path:
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+        node = data
+        for p in path[:-1]:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise UserError(f"--set {key}: {p} is not a table")
+            node = nxt
+        node[path[-1]] = parse_value(value.strip())
+    return data
+
+
+def validate(raw: dict, source: str = "<config>") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(format_validation_error(e, source)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {p}")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"malformed TOML in {p}: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read config {p}: {e}") from None
+    raw.setdefault("name", p.stem)
+    return validate(apply_overrides(raw, overrides or []), str(p))
+
+
+def config_from_json(text: str) -> RunConfig:
+    return validate(json.loads(text), "<stored run config>")

@@ -1,0 +1,1 @@
+"""Headless core: data, models, attacks, sweeps and training. No textual or rich in here."""

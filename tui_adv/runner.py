@@ -1,0 +1,397 @@
+"""Run a config end to end: data → model → training → FGSM sweep, every step written to the catalog.
+
+The runner is the one path for every run: ``adv-tui run --headless`` calls it directly and the dashboard
+spawns that command. It reports progress as plain dict events (no UI imports here): the CLI renders
+them with rich, the dashboard reads the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import queue
+import socket
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .catalog.schema import Sample, utcnow
+from .catalog.store import Store, _sqlite_path
+from .config import RunConfig, config_from_json
+from .core.data import load_mnist
+from .core.models import build_model
+from .core.sweep import SampleView, SweepPoint, fgsm_sweep
+from .core.train import Cancelled, Diverged, Trainer
+from .errors import NotFoundError, UserError
+
+Emit = Callable[[dict[str, Any]], None]
+ENV_CHECKPOINTS = "ADV_TUI_CHECKPOINTS"
+HEARTBEAT_S = 5.0
+FLUSH_S = 0.5
+REFERENCE_EPS = 0.25
+
+
+def resolve_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for but no CUDA GPU is visible here; use --device cpu or --device auto")
+        return torch.device("cuda")
+    if requested == "cpu":
+        return torch.device("cpu")
+    raise UserError(f"unknown device {requested!r}; use auto, cpu or cuda")
+
+
+def checkpoint_dir(store: Store) -> Path:
+    env = os.environ.get(ENV_CHECKPOINTS)
+    if env:
+        return Path(env)
+    db = _sqlite_path(store.url)
+    if db is not None:
+        return db.resolve().parent / "checkpoints"
+    from .core.data import cache_dir
+
+    return cache_dir() / "checkpoints"
+
+
+def versions() -> dict[str, str]:
+    from . import __version__
+
+    return {"adv_tui": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def sample_row(v: SampleView) -> Sample:
+    def u8(t: torch.Tensor) -> bytes:
+        return (t.clamp(0, 1) * 255).round().to(torch.uint8).numpy().tobytes()
+
+    return Sample(
+        run_id=0,
+        idx=v.index,
+        epsilon=v.epsilon,
+        label=v.label,
+        clean=u8(v.clean),
+        sign=(v.sign.sign() + 1).to(torch.uint8).numpy().tobytes(),
+        adversarial=u8(v.adversarial),
+        clean_pred=v.clean_pred,
+        clean_conf=v.clean_conf,
+        adv_pred=v.adv_pred,
+        adv_conf=v.adv_conf,
+    )
+
+
+def reference_point(points: list[dict], eps: float = REFERENCE_EPS) -> dict | None:
+    """The sweep point at ε = .25, else the largest swept ε below it."""
+    below = [p for p in points if p["epsilon"] <= eps + 1e-9 and p["epsilon"] > 0]
+    return max(below, key=lambda p: p["epsilon"]) if below else None
+
+
+class CatalogWriter:
+    """Writes metrics, sweep points and progress from a background thread, so training never waits on
+    the database. Batches whatever arrived in the last ``FLUSH_S`` seconds into one transaction."""
+
+    def __init__(self, store: Store, run_id: int):
+        self.store, self.run_id = store, run_id
+        self.q: queue.Queue = queue.Queue()
+        self.error: BaseException | None = None
+        self._progress: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._last_hb = 0.0
+        self.thread = threading.Thread(target=self._loop, name=f"catalog-writer-{run_id}", daemon=True)
+        self.thread.start()
+
+    def metrics(self, rows: list[tuple[str, int, float]]) -> None:
+        self.q.put(("metrics", rows))
+
+    def sweep_point(self, attack: str, labels: str, point: dict) -> None:
+        self.q.put(("sweep", (attack, labels, point)))
+
+    def log(self, message: str, level: str = "info") -> None:
+        self.q.put(("log", (message, level)))
+
+    def progress(self, **fields: Any) -> None:
+        with self._lock:
+            self._progress = {**(self._progress or {}), **fields}
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(FLUSH_S)
+            self._flush()
+
+    def _flush(self) -> None:
+        try:
+            items = []
+            while True:
+                try:
+                    items.append(self.q.get_nowait())
+                except queue.Empty:
+                    break
+            metrics = [r for kind, rows in items if kind == "metrics" for r in rows]
+            if metrics:
+                self.store.add_metrics(self.run_id, metrics)
+            sweeps: dict[tuple[str, str], list[dict]] = {}
+            for kind, payload in items:
+                if kind == "sweep":
+                    attack, labels, point = payload
+                    sweeps.setdefault((attack, labels), []).append(point)
+                elif kind == "log":
+                    self.store.log(self.run_id, *payload)
+            for (attack, labels), pts in sweeps.items():
+                self.store.add_sweep_points(self.run_id, attack, labels, pts)
+            with self._lock:
+                progress, self._progress = self._progress, None
+            now = time.monotonic()
+            if progress or now - self._last_hb >= HEARTBEAT_S:
+                self.store.update_run(self.run_id, heartbeat_at=utcnow(), **(progress or {}))
+                self._last_hb = now
+        except BaseException as e:  # noqa: BLE001 - reported by close()
+            self.error = e
+            self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join()
+        self._flush()
+        if self.error is not None:
+            raise self.error
+
+
+class Runner:
+    """Execute one run. ``stop_event`` (set by a signal handler or a test) cancels it cleanly."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        store: Store,
+        *,
+        data_dir: str | None = None,
+        device: str | None = None,
+        emit: Emit | None = None,
+        stop_event: threading.Event | None = None,
+        parent_id: int | None = None,
+    ):
+        self.cfg, self.store, self.data_dir = cfg, store, data_dir
+        self.device_request = device or cfg.device
+        self.emit = emit or (lambda e: None)
+        self.stop_event = stop_event or threading.Event()
+        self.parent_id = parent_id
+        self.run_id: int | None = None
+
+    # ------------------------------------------------------------------------------------------ api
+    def create(self) -> int:
+        """Insert the run row (status queued) and return its id."""
+        cfg = self.cfg
+        run = self.store.create_run(
+            name=cfg.name,
+            experiment=cfg.experiment,
+            profile=cfg.profile,
+            claims=",".join(cfg.claims),
+            config_json=cfg.to_json(),
+            status="queued",
+            seed=cfg.seed,
+            parent_id=self.parent_id,
+            epochs=cfg.train.epochs,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        self.run_id = int(run.id)
+        return self.run_id
+
+    def execute(self) -> str:
+        """Run to the end; returns the final status (completed / cancelled / failed)."""
+        if self.run_id is None:
+            self.create()
+        run_id = self.run_id
+        assert run_id is not None
+        device = resolve_device(self.device_request)  # a UserError here leaves the row for the caller
+        self.store.update_run(
+            run_id,
+            status="running",
+            started_at=utcnow(),
+            heartbeat_at=utcnow(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            device=str(device),
+            versions_json=json.dumps(versions()),
+        )
+        writer = CatalogWriter(self.store, run_id)
+        self.emit({"type": "run_start", "run_id": run_id, "name": self.cfg.name, "device": str(device)})
+        status, error, tb = "completed", None, None
+        try:
+            summary = self._execute(run_id, device, writer)
+        except Cancelled:
+            status, error = "cancelled", "cancelled by the user"
+        except KeyboardInterrupt:
+            status, error = "cancelled", "cancelled by the user (Ctrl-C)"
+        except Diverged as e:
+            status, error = "failed", f"diverged: {e}"
+        except UserError as e:
+            status, error = "failed", str(e)
+        except Exception as e:  # noqa: BLE001 - any crash is recorded on the run, then re-raised by the CLI
+            status, error, tb = "failed", f"{type(e).__name__}: {e}", traceback.format_exc()[-4000:]
+        finally:
+            try:
+                writer.close()
+            except Exception as e:  # noqa: BLE001
+                status, error = "failed", f"catalog write failed: {e}"
+        fields: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error, "traceback": tb, "phase": None}
+        if status == "completed":
+            fields.update(progress=1.0, summary_json=json.dumps(summary))
+        self.store.update_run(run_id, **fields)
+        self.emit({"type": "run_end", "run_id": run_id, "status": status, "error": error})
+        return status
+
+    # ------------------------------------------------------------------------------------------ work
+    def _execute(self, run_id: int, device: torch.device, writer: CatalogWriter) -> dict:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        self.emit({"type": "phase", "phase": "data"})
+        data = load_mnist(
+            self.data_dir,
+            device,
+            pair=tuple(cfg.data.pair) if cfg.data.pair else None,
+            validation=cfg.data.validation,
+            train_limit=cfg.data.train_limit,
+            test_limit=cfg.data.test_limit,
+        )
+        writer.log(f"data: {len(data.train)} train, {len(data.valid) if data.valid else 0} valid, {len(data.test)} test on {device}")
+        model = build_model(cfg.model.kind, num_classes=len(data.classes), **cfg.model.params()).to(device)
+        epochs = cfg.train.epochs
+        train_share = 0.9 if cfg.sweep.enabled and epochs else (1.0 if epochs else 0.0)
+        batches_per_epoch = max(1, -(-len(data.train) // cfg.train.batch_size))
+        ckpt_path = checkpoint_dir(self.store) / f"run-{run_id}.pt"
+
+        def on_train_event(e: dict) -> None:
+            self.emit(e)
+            if e["type"] == "batch":
+                writer.metrics([("batch_loss", e["step"], e["loss"])])
+                done = (e["epoch"] - 1 + e["batch"] / e["batches"]) / max(epochs, 1)
+                writer.progress(phase="train", epoch=e["epoch"] - 1, progress=train_share * done)
+            elif e["type"] == "epoch_end":
+                writer.metrics([(k, e["epoch"], v) for k, v in e["metrics"].items()])
+                writer.progress(phase="train", epoch=e["epoch"], progress=train_share * e["epoch"] / max(epochs, 1))
+                writer.log(f"epoch {e['epoch']}/{e['epochs']}: " + ", ".join(f"{k}={v:.4g}" for k, v in e["metrics"].items()))
+            elif e["type"] == "log":
+                writer.log(e["message"])
+
+        def save_checkpoint(trainer: Trainer) -> None:
+            atomic_save(trainer.state_dict(), ckpt_path)
+            writer.progress(checkpoint_path=str(ckpt_path))
+            self.emit({"type": "checkpoint", "epoch": trainer.state.epoch, "path": str(ckpt_path)})
+
+        trainer = Trainer(
+            model,
+            data,
+            cfg.train,
+            seed=cfg.seed,
+            emit=on_train_event,
+            should_stop=self.stop_event.is_set,
+            checkpoint=save_checkpoint,
+            batch_every=max(1, batches_per_epoch // 50),
+        )
+        self.emit({"type": "phase", "phase": "train", "epochs": epochs, "batches": batches_per_epoch})
+        train_summary = trainer.run() if epochs else {}
+        # the final weights (after early stopping restored the best) are what load_model returns
+        final = trainer.state_dict()
+        final["final"] = True
+        atomic_save(final, ckpt_path)
+        writer.progress(checkpoint_path=str(ckpt_path), epoch=trainer.state.epoch)
+
+        summary: dict[str, Any] = {**train_summary}
+        if trainer.state.history:
+            summary.update({k: v for k, v in trainer.state.history[-1].items() if k != "epoch"})
+        if cfg.sweep.enabled:
+            summary.update(self._sweep(model, data, writer, train_share))
+        return summary
+
+    def _sweep(self, model: torch.nn.Module, data, writer: CatalogWriter, train_share: float) -> dict:
+        cfg = self.cfg.sweep
+        eps = sorted(set(float(e) for e in cfg.epsilons))
+        self.emit({"type": "phase", "phase": "sweep", "points": len(eps)})
+        writer.progress(phase="sweep")
+        points: list[dict] = []
+
+        def on_point(p: SweepPoint) -> None:
+            d = p.as_dict()
+            points.append(d)
+            writer.sweep_point("fgsm", cfg.labels, d)
+            writer.progress(progress=train_share + (1 - train_share) * len(points) / len(eps))
+            self.emit({"type": "sweep_point", "attack": "fgsm", "labels": cfg.labels, "index": len(points), "points": len(eps), **d})
+
+        result = fgsm_sweep(
+            model,
+            data.test.x,
+            data.test.y,
+            eps,
+            labels=cfg.labels,
+            batch_size=cfg.batch_size,
+            on_point=on_point,
+            sample_indices=range(min(cfg.samples, len(data.test))),
+            sample_epsilons=cfg.sample_epsilons,
+            should_stop=self.stop_event.is_set,
+        )
+        if self.stop_event.is_set():
+            raise Cancelled()
+        if result.samples:
+            self.store.add_samples(self.run_id, [sample_row(s) for s in result.samples])
+        out: dict[str, Any] = {}
+        clean = next((p for p in points if p["epsilon"] == 0), None)
+        ref = reference_point(points)
+        if clean:
+            out.update(clean_error=clean["error"], clean_mean_confidence=clean["mean_confidence"])
+        if ref:
+            out.update(
+                fgsm_epsilon=ref["epsilon"],
+                fgsm_error=ref["error"],
+                fgsm_mean_confidence=ref["mean_confidence"],
+                fgsm_mean_confidence_wrong=ref["mean_confidence_wrong"],
+            )
+        writer.progress(clean_error=out.get("clean_error"), fgsm_error=out.get("fgsm_error"))
+        return out
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temp file in the same directory, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"checkpoint {p} is missing")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated/corrupt files raise many kinds of errors
+        raise UserError(f"checkpoint {p} is corrupt or unreadable ({type(e).__name__}); rerun the run to recreate it") from None
+
+
+def load_model(run_id: int, db: str | None = None, *, device: str = "cpu") -> torch.nn.Module:
+    """The trained ``nn.Module`` of a run (eval mode; [0,1] images in, logits out)."""
+    store = Store(db)
+    try:
+        run = store.get_run(run_id)
+        if not run.checkpoint_path:
+            raise NotFoundError(f"run {run_id} has no checkpoint (status {run.status})")
+        cfg = config_from_json(run.config_json)
+        num_classes = 2 if cfg.data.pair else 10
+        model = build_model(cfg.model.kind, num_classes=num_classes, **cfg.model.params())
+        state = load_checkpoint(run.checkpoint_path)
+        try:
+            model.load_state_dict(state["model"])
+        except (KeyError, RuntimeError) as e:
+            raise UserError(f"checkpoint {run.checkpoint_path} does not match run {run_id}'s model ({type(e).__name__})") from None
+        return model.to(device).eval()
+    finally:
+        store.close()
