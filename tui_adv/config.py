@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -192,12 +193,21 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return f"invalid config {source}: " + "; ".join(parts)
 
 
+# a number written with a bare leading dot (".25", "-.5"), which TOML rejects but people type
+_BARE_DOT = re.compile(r"(?<![\w.\"'])([+-]?)\.(\d)")
+
+
 def parse_value(text: str) -> Any:
-    """Read an override's value as TOML (numbers, booleans, arrays, quoted strings); else a bare string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+    """Read an override's value as TOML (numbers, booleans, arrays, quoted strings); else a bare string.
+
+    Numbers with a bare leading dot are accepted too: ``[0,.1,.25]`` reads as ``[0, 0.1, 0.25]``.
+    """
+    for candidate in (text, _BARE_DOT.sub(r"\g<1>0.\2", text)):
+        try:
+            return tomllib.loads(f"v = {candidate}")["v"]
+        except tomllib.TOMLDecodeError:
+            continue
+    return text
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
