@@ -349,6 +349,103 @@ def data(ctx: typer.Context, data_dir: DataOpt = None) -> None:
     typer.echo(f"MNIST ok in {root}: {len(d.train)} train, {len(d.test)} test images")
 
 
+# ------------------------------------------------------------------------------------------------ reproduction
+@app.command()
+def reproduce(
+    ctx: typer.Context,
+    profile: Annotated[str, typer.Option("--profile", help="quick (2-core CPU, ~20 min) | paper (full scale, for a GPU).")] = "quick",
+    only: Annotated[Optional[str], typer.Option("--only", help="Comma-separated claim ids, e.g. P02,P09 (their parent runs come along).")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Run every step again instead of reusing finished runs.")] = False,
+    headless: Annotated[bool, typer.Option("--headless", help="Progress bars on stderr, no dashboard.")] = True,
+    db: DbOpt = None,
+    data_dir: DataOpt = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the experiment suite behind every claim (reusing finished runs), then print the scorecard."""
+    import time
+
+    from .catalog import Store
+    from .claims import scorecard
+    from .core.data import load_mnist
+    from .reproduce import Reproducer
+    from .runner import resolve_device
+
+    resolve_device(device)
+    data_dir = _data_dir(ctx, data_dir)
+    load_mnist(data_dir, "cpu")
+    store = Store(_db(ctx, db))
+    stop = threading.Event()
+    rep = Reproducer(store, profile, only=only.split(",") if only else None, fresh=fresh, data_dir=data_dir, device=device, stop_event=stop)
+    _install_signal_handlers(stop)
+    err = _err_console()
+    from .progress import RichProgress
+
+    t0 = time.perf_counter()
+
+    def emit(e: dict) -> None:
+        if e["type"] == "step_start":
+            err.rule(f"[bold]{e['index']}/{e['steps']} {e['key']}[/bold] ({', '.join(e['claims'])})")
+        elif e["type"] == "step_end":
+            err.print(f"{e['key']}: {e['status']} (run {e['run_id']}, {e['seconds']:.0f} s)")
+        elif e["type"] == "suite_end":
+            err.print(f"suite finished in {e['seconds']:.0f} s")
+
+    renderer = RichProgress(err, enabled=False)
+
+    def both(e: dict) -> None:
+        emit(e)
+        renderer.handle(e)
+
+    rep.emit = both
+    rep.run()
+    elapsed = time.perf_counter() - t0
+    results = scorecard(store, [profile])
+    if as_json:
+        typer.echo(json.dumps({"profile": profile, "seconds": elapsed, "claims": [r.as_dict() for r in results]}))
+    else:
+        _print_scorecard(results)
+        err.print(f"{profile} profile: {elapsed:.0f} s")
+    if stop.is_set():
+        raise typer.Exit(1)
+
+
+def _print_scorecard(results) -> None:
+    from rich.table import Table
+
+    t = Table(title="Scorecard: Explaining and Harnessing Adversarial Examples", title_justify="left", show_lines=False)
+    for c in ("id", "experiment", "paper", "measured", "profile", "verdict", "paper's side", "runs"):
+        t.add_column(c, overflow="fold")
+    colour = {"PASS": "green", "FAIL": "red", "NOT RUN": "dim"}
+    for r in results:
+        t.add_row(r.id, r.title, r.paper, r.measured, r.profile or "—", f"[{colour[r.verdict]}]{r.verdict}[/]", r.direction or "", ",".join(map(str, r.runs)))
+    _out_console().print(t)
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print REPRODUCTION.md.")] = False,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Only this profile (default: paper where run, else quick).")] = None,
+) -> None:
+    """The scorecard: every claim with the paper's value, the measured one and a verdict."""
+    from .catalog import Store
+    from .claims import scorecard
+
+    store = Store(_db(ctx, db))
+    results = scorecard(store, [profile] if profile else None)
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in results]))
+    elif markdown:
+        from .report import markdown as md
+
+        typer.echo(md(store, results))
+    else:
+        _print_scorecard(results)
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,318 @@
+"""The reproduction suite: every experiment behind the claims of ``claims.md``, in two profiles.
+
+- ``paper``: full scale (the pylearn2 maxout recipe with early stopping, 1600-unit networks, 5 seeds for
+  P08, 12 ensemble members); meant for a GPU.
+- ``quick``: the same experiments at a scale that finishes on a 2-core CPU in about 20 minutes.
+
+A step is either a training run (a config from ``configs/`` plus the profile's overrides) or an
+analysis of earlier runs (transfer, ensemble, rubbish class, logit curve, weight images, a re-sweep with
+predicted labels). Every step is a catalog run: ``experiment`` = the step key, ``profile`` = the profile,
+analysis runs point to their parents. A finished step whose config is identical is reused unless
+``fresh``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .catalog.schema import Run, utcnow
+from .catalog.store import Store
+from .config import apply_overrides, validate
+from .errors import UserError
+
+Emit = Callable[[dict[str, Any]], None]
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+PROFILES = ("quick", "paper")
+
+
+@dataclass
+class Step:
+    key: str
+    claims: list[str]
+    config: str | None = None  # a file in configs/ (training step)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    analysis: str | None = None  # analysis kind
+    parents: dict[str, str] = field(default_factory=dict)  # role -> step key
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def _maxout_quick(epochs: int, **extra: Any) -> dict[str, Any]:
+    return {"train.epochs": epochs, "train.eval_limit": 2000, "sweep.samples": 8, **extra}
+
+
+def suite(profile: str) -> list[Step]:
+    """The ordered steps of a profile (parents before the analyses that use them)."""
+    if profile not in PROFILES:
+        raise UserError(f"unknown profile {profile!r}; choose quick or paper")
+    q = profile == "quick"
+    es_naive = {"data.validation": True, "train.early_stopping": {"metric": "valid_error", "patience": 3 if q else 100}}
+    es_adv = {"data.validation": True, "train.early_stopping": {"metric": "valid_adv_error", "patience": 3 if q else 100}}
+    steps = [
+        Step("softmax", ["P01", "P16", "P17", "P19"], "softmax.toml"),
+        Step("logreg_3v7", ["P03", "P04", "P21"], "logreg_3v7.toml"),
+        Step("rbf", ["P15", "P16", "P17", "P19"], "rbf.toml"),
+        Step("maxout", ["P02", "P06", "P09", "P11", "P12", "P16", "P17", "P19", "P20", "P21", "S06"], "maxout.toml",
+             _maxout_quick(12, **es_naive) if q else {"train.epochs": 1000, **es_naive}),
+        Step("maxout_adv", ["P06", "P09", "P10", "P11", "P12", "P21", "S06"], "maxout_adv.toml",
+             _maxout_quick(12, **es_naive) if q else {"train.epochs": 1000, **es_naive}),
+        Step("maxout_l1", ["P05"], "maxout_l1.toml", _maxout_quick(4) if q else {}),
+        Step("maxout_sign_noise", ["P13"], "maxout_sign_noise.toml", _maxout_quick(8) if q else {}),
+        Step("maxout_uniform_noise", ["P14"], "maxout_uniform_noise.toml", _maxout_quick(8) if q else {}),
+        Step("maxout1600", ["P07"], "maxout1600.toml",
+             _maxout_quick(3, **{"data.train_limit": 10000}) if q else {"train.epochs": 1000, **es_naive}),
+    ]
+    for s in range(2 if q else 5):
+        steps.append(
+            Step(f"maxout1600_adv@s{s}", ["P08"], "maxout1600_adv.toml",
+                 {**_maxout_quick(3, **{"data.train_limit": 10000}), "seed": s, "sweep.epsilons": [0.0, 0.25]} if q
+                 else {"seed": s, "train.epochs": 1000, **es_adv})
+        )
+    for s in range(12):
+        steps.append(
+            Step(f"ensemble@s{s}", ["P18"], "maxout.toml",
+                 {**_maxout_quick(3, **{"data.train_limit": 20000}), "seed": 100 + s, "sweep.enabled": False} if q
+                 else {"seed": 100 + s, "sweep.enabled": False})
+        )
+    steps += [
+        Step("inception", ["S01", "S02"], "inception.toml",
+             {"data.train_limit": 8000, "data.test_limit": 2000, "train.epochs": 2, "train.eval_limit": 1000} if q else {}),
+        Step("softmax_analytic", ["S03"], "softmax_analytic.toml"),
+        Step("softmax_augment", ["S04"], "softmax_augment.toml"),
+        Step("logreg_0v1", ["S05"], "logreg_0v1.toml"),
+        Step("logreg_0v1_analytic", ["S05"], "logreg_0v1_analytic.toml"),
+        Step("maxout_augment", ["S07"], "maxout_augment.toml", _maxout_quick(8) if q else {}),
+        # analyses of the runs above
+        Step("transfer_naive_to_adv", ["P11"], analysis="transfer", parents={"source": "maxout", "target": "maxout_adv"}),
+        Step("transfer_adv_to_naive", ["P12"], analysis="transfer", parents={"source": "maxout_adv", "target": "maxout"}),
+        Step("transfer_maxout_to_softmax", ["P16", "P17"], analysis="transfer", parents={"source": "maxout", "target": "softmax"}),
+        Step("transfer_maxout_to_rbf", ["P16", "P17"], analysis="transfer", parents={"source": "maxout", "target": "rbf"}),
+        Step("ensemble", ["P18"], analysis="ensemble", parents={f"m{s}": f"ensemble@s{s}" for s in range(12)}),
+        Step("rubbish", ["P19"], analysis="rubbish", parents={"maxout": "maxout", "softmax": "softmax", "rbf": "rbf"}),
+        Step("logit_curve", ["P20"], analysis="logit_curve", parents={"model": "maxout"}, params={"digit": 4}),
+        Step("weights", ["P21"], analysis="weights", parents={"logreg_3v7": "logreg_3v7", "maxout": "maxout", "maxout_adv": "maxout_adv"}),
+        Step("softmax_augment_predicted", ["S04"], analysis="sweep", parents={"model": "softmax_augment"},
+             params={"labels": "predicted", "epsilons": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]}),
+    ]
+    return steps
+
+
+def step_config(step: Step, profile: str):
+    import tomllib
+
+    path = CONFIG_DIR / step.config
+    if not path.is_file():
+        raise UserError(f"the suite needs {path}, which is missing")
+    raw = tomllib.loads(path.read_text())
+    raw.setdefault("name", path.stem)
+    flat = [f"{k}={json.dumps(v) if not isinstance(v, dict) else _toml_inline(v)}" for k, v in step.overrides.items()]
+    raw = apply_overrides(raw, flat)
+    raw["name"] = f"{profile}:{step.key}"
+    raw["experiment"] = step.key
+    raw["profile"] = profile
+    raw["claims"] = step.claims
+    return validate(raw, str(path))
+
+
+def _toml_inline(d: dict) -> str:
+    return "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in d.items()) + "}"
+
+
+def find_completed(store: Store, key: str, profile: str, config_json: str | None = None) -> Run | None:
+    for r in store.list_runs(status=["completed"], text=key):
+        if r.experiment == key and r.profile == profile and (config_json is None or r.config_json == config_json):
+            return r
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ analyses
+def _load_test(data_dir: str | None, device: torch.device, limit: int | None = None):
+    from .core.data import load_mnist
+
+    return load_mnist(data_dir, device, test_limit=limit).test
+
+
+def run_analysis(store: Store, step: Step, profile: str, parent_runs: dict[str, Run], *, data_dir: str | None, device: torch.device) -> dict:
+    """Compute one analysis; returns (summary, artifacts, sweep points)."""
+    from .core import experiments as ex
+    from .runner import load_model
+
+    models = {role: load_model(int(r.id), store.url, device=str(device)) for role, r in parent_runs.items()}
+    kind = step.analysis
+    out: dict[str, Any] = {"summary": {}, "artifacts": {}, "sweep": None}
+    if kind == "transfer":
+        test = _load_test(data_dir, device)
+        res = ex.transfer(models["source"], models["target"], test.x, test.y, eps=0.25)
+        out["summary"] = res
+    elif kind == "ensemble":
+        test = _load_test(data_dir, device)
+        members = [models[k] for k in sorted(models, key=lambda k: int(k[1:]))]
+        out["summary"] = ex.ensemble_attack(members, test.x, test.y, eps=0.25)
+    elif kind == "rubbish":
+        out["summary"] = {role: ex.rubbish(m, device=device) for role, m in models.items()}
+    elif kind == "logit_curve":
+        test = _load_test(data_dir, device)
+        res = ex.logit_curve(models["model"], test.x, test.y, digit=int(step.params.get("digit", 4)))
+        out["artifacts"]["logit_curve"] = res
+        out["summary"] = {k: v for k, v in res.items() if k not in ("epsilons", "logits")}
+    elif kind == "weights":
+        imgs = {role: ex.weight_images(m) for role, m in models.items()}
+        out["artifacts"]["weights"] = imgs
+        out["summary"] = {f"{role}_localization": v["localization"] for role, v in imgs.items()}
+    elif kind == "sweep":
+        from .core.sweep import fgsm_sweep
+
+        test = _load_test(data_dir, device)
+        res = fgsm_sweep(models["model"], test.x, test.y, step.params["epsilons"], labels=step.params.get("labels", "true"))
+        out["sweep"] = (res.labels, [p.as_dict() for p in res.points])
+        out["summary"] = {f"accuracy@{p.epsilon:g}": p.accuracy for p in res.points}
+    else:
+        raise UserError(f"unknown analysis {kind!r}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ orchestrator
+class Reproducer:
+    def __init__(
+        self,
+        store: Store,
+        profile: str,
+        *,
+        only: list[str] | None = None,
+        fresh: bool = False,
+        data_dir: str | None = None,
+        device: str = "auto",
+        emit: Emit | None = None,
+        stop_event: threading.Event | None = None,
+    ):
+        self.store, self.profile, self.fresh = store, profile, fresh
+        self.data_dir, self.device = data_dir, device
+        self.emit = emit or (lambda e: None)
+        self.stop_event = stop_event or threading.Event()
+        self.steps = self._select(suite(profile), only)
+
+    def _select(self, steps: list[Step], only: list[str] | None) -> list[Step]:
+        if not only:
+            return steps
+        wanted = {c.strip().upper() for c in only if c.strip()}
+        known = {c for s in steps for c in s.claims}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise UserError(f"--only: unknown claim id(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        by_key = {s.key: s for s in steps}
+        keep: set[str] = set()
+
+        def need(key: str) -> None:
+            if key in keep:
+                return
+            keep.add(key)
+            for parent in by_key[key].parents.values():
+                need(parent)
+
+        for s in steps:
+            if wanted & set(s.claims):
+                need(s.key)
+        return [s for s in steps if s.key in keep]
+
+    def run(self) -> dict[str, int]:
+        """Run (or reuse) every selected step; returns step key -> run id."""
+        from .runner import Runner, resolve_device
+
+        device = resolve_device(self.device)
+        done: dict[str, Run] = {}
+        t0 = time.perf_counter()
+        for i, step in enumerate(self.steps, 1):
+            if self.stop_event.is_set():
+                break
+            self.emit({"type": "step_start", "key": step.key, "index": i, "steps": len(self.steps), "claims": step.claims})
+            st = time.perf_counter()
+            if step.config:
+                cfg = step_config(step, self.profile)
+                existing = None if self.fresh else find_completed(self.store, step.key, self.profile, cfg.to_json())
+                if existing is not None:
+                    done[step.key] = existing
+                    self.emit({"type": "step_end", "key": step.key, "run_id": existing.id, "status": "reused", "seconds": 0.0})
+                    continue
+                runner = Runner(cfg, self.store, data_dir=self.data_dir, device=str(device), emit=self.emit, stop_event=self.stop_event)
+                runner.create()
+                status = runner.execute()
+                run = self.store.get_run(runner.run_id)
+                if status != "completed":
+                    self.emit({"type": "step_end", "key": step.key, "run_id": run.id, "status": status, "seconds": time.perf_counter() - st})
+                    if status == "cancelled":
+                        break
+                    continue
+                done[step.key] = run
+            else:
+                parents = {}
+                for role, key in step.parents.items():
+                    r = done.get(key) or find_completed(self.store, key, self.profile)
+                    if r is None:
+                        break
+                    parents[role] = r
+                if len(parents) != len(step.parents):
+                    self.emit({"type": "step_end", "key": step.key, "run_id": None, "status": "skipped (a parent run is missing)", "seconds": 0.0})
+                    continue
+                run = self._analysis(step, parents, device)
+                if run is None:
+                    continue
+                done[step.key] = run
+            self.emit({"type": "step_end", "key": step.key, "run_id": done[step.key].id, "status": "completed", "seconds": time.perf_counter() - st})
+        self.emit({"type": "suite_end", "seconds": time.perf_counter() - t0, "runs": {k: r.id for k, r in done.items()}})
+        return {k: int(r.id) for k, r in done.items()}
+
+    def _analysis(self, step: Step, parents: dict[str, Run], device: torch.device) -> Run | None:
+        import os
+        import socket
+        import traceback
+
+        from .runner import versions
+
+        config = {
+            "analysis": step.analysis,
+            "parents": {role: int(r.id) for role, r in sorted(parents.items())},
+            "params": step.params,
+        }
+        config_json = json.dumps(config, sort_keys=True)
+        if not self.fresh:
+            existing = find_completed(self.store, step.key, self.profile, config_json)
+            if existing is not None:
+                return existing
+        first_parent = next(iter(parents.values()))
+        run = self.store.create_run(
+            name=f"{self.profile}:{step.key}",
+            experiment=step.key,
+            profile=self.profile,
+            claims=",".join(step.claims),
+            config_json=config_json,
+            status="running",
+            started_at=utcnow(),
+            heartbeat_at=utcnow(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            device=str(device),
+            parent_id=first_parent.id,
+            versions_json=json.dumps(versions()),
+            phase="analysis",
+        )
+        try:
+            out = run_analysis(self.store, step, self.profile, parents, data_dir=self.data_dir, device=device)
+        except Exception as e:  # noqa: BLE001 - recorded on the run
+            self.store.update_run(run.id, status="failed", finished_at=utcnow(), error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-4000:])
+            self.emit({"type": "step_end", "key": step.key, "run_id": run.id, "status": "failed", "seconds": 0.0, "error": str(e)})
+            return None
+        for kind, data in out["artifacts"].items():
+            self.store.set_artifact(run.id, kind, data)
+        if out["sweep"] is not None:
+            labels, points = out["sweep"]
+            self.store.add_sweep_points(run.id, "fgsm", labels, points)
+        self.store.log(run.id, f"{step.analysis} of runs {config['parents']}")
+        return self.store.update_run(
+            run.id, status="completed", finished_at=utcnow(), progress=1.0, phase=None, summary_json=json.dumps(out["summary"])
+        )
