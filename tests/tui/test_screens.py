@@ -1,0 +1,410 @@
+"""Pilot tests of every screen and key flow of the dashboard, on a seeded catalog (no training)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+
+from tui_adv.errors import UserError
+from tui_adv.tui.screens.compare import CompareScreen
+from tui_adv.tui.screens.detail import RunDetailScreen
+from tui_adv.tui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
+from tui_adv.tui.screens.launch import LaunchScreen
+from tui_adv.tui.screens.live import LiveRunScreen
+from tui_adv.tui.screens.runs import RunsScreen
+from tui_adv.tui.screens.scorecard import ScorecardScreen
+from tui_adv.tui.widgets.charts import Chart
+
+from .seed import seed_many
+
+SIZES = [(160, 48), (80, 24)]
+
+
+def table_ids(app) -> list[int]:
+    t = app.screen.query_one("#runs-table", DataTable)
+    return [int(t.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(t.row_count)]
+
+
+async def home(pilot, until):
+    await until(pilot, lambda: isinstance(pilot.app.screen, RunsScreen) and pilot.app.screen.loaded)
+    return pilot.app.screen
+
+
+def static_text(screen, selector: str) -> str:
+    return str(screen.query_one(selector, Static).render())
+
+
+# ------------------------------------------------------------------------------------------ history
+@pytest.mark.parametrize("size", SIZES)
+async def test_history_lists_runs_newest_first(make, seeded, until, size):
+    _store, ids = seeded
+    app = make()
+    async with app.run_test(size=size) as pilot:
+        screen = await home(pilot, until)
+        assert table_ids(app) == sorted(ids.values(), reverse=True)
+        t = screen.query_one("#runs-table", DataTable)
+        row = [str(c) for c in t.get_row(str(ids["running"]))]
+        assert "● running" in row[4] and "epoch 5/10" in row[5]
+        assert "30:00" in row[8]  # frozen clock: started 11:30, now 12:00
+        row = [str(c) for c in t.get_row(str(ids["softmax"]))]
+        assert row[6] == "7.56%" and row[7] == "99.81%" and row[8].strip() == "0:11"
+        assert "6 in catalog" in static_text(screen, "#runs-title")
+
+
+async def test_filter_by_text_and_status(make, seeded, until):
+    _store, ids = seeded
+    app = make()
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await home(pilot, until)
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"adv")
+        await until(pilot, lambda: sorted(table_ids(app)) == sorted([ids["cancel"], ids["running"]]))
+        # q while typing is text, not quit
+        await pilot.press("q")
+        assert app.screen.query_one("#runs-filter", Input).value == "advq" and app.is_running
+        await pilot.press("escape")
+        await until(pilot, lambda: len(table_ids(app)) == 6)
+        assert screen.text_filter == ""
+        await pilot.press("f")  # status: active
+        await until(pilot, lambda: table_ids(app) == [ids["running"]])
+        await pilot.press("f")  # completed
+        await until(pilot, lambda: table_ids(app) == [ids["maxout"], ids["softmax"]])
+        assert "completed" in static_text(screen, "#runs-filters")
+
+
+async def test_sort_cycles_and_keeps_cursor(make, seeded, until):
+    _store, ids = seeded
+    app = make()
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await home(pilot, until)
+        await pilot.press("down")  # cursor on the second-newest run
+        cur = screen.highlighted_id()
+        await pilot.press("o")  # sort by name
+        names = [screen.runs[i].name for i in table_ids(app)]
+        assert names == sorted(names, key=str.lower)
+        assert screen.highlighted_id() == cur
+        for _ in range(3):
+            await pilot.press("o")  # status, clean err, FGSM err
+        errs = [screen.runs[i].fgsm_error for i in table_ids(app) if screen.runs[i].fgsm_error is not None]
+        assert errs == sorted(errs)
+
+
+async def test_history_pages_a_large_catalog(seeded, until, tmp_path):
+    from tui_adv.catalog import Store
+    from tui_adv.tui.app import make_app
+
+    store = Store(f"sqlite:///{tmp_path / 'big.db'}")
+    seed_many(store, 5000)
+    app = make_app(store=store, poll_interval=0.1)
+    async with app.run_test(size=(160, 48)) as pilot:
+        t0 = time.perf_counter()
+        screen = await home(pilot, until)
+        assert time.perf_counter() - t0 < 3.0
+        assert len(table_ids(app)) == 200 and table_ids(app)[0] == 5000
+        await pilot.press("G")  # bottom: the next page arrives
+        await until(pilot, lambda: len(screen.runs) == 400)
+        assert "5,000" in static_text(screen, "#runs-title")
+    store.close()
+
+
+async def test_live_updates_reach_the_history(make, seeded, until):
+    store, ids = seeded
+    app = make()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await home(pilot, until)
+        store.update_run(ids["running"], progress=0.8, epoch=8)
+        t = screen.query_one("#runs-table", DataTable)
+        await until(pilot, lambda: "epoch 9/10" in str(t.get_row(str(ids["running"]))[5]))
+        new = store.create_run(name="fresh", experiment="softmax", config_json="{}", status="queued")
+        await until(pilot, lambda: table_ids(app)[0] == int(new.id))
+        assert "7 in catalog" in static_text(screen, "#runs-title")
+
+
+async def test_dead_process_shows_interrupted(make, seeded, until):
+    store, _ids = seeded
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    run = store.create_run(name="ghost", experiment="softmax", config_json="{}", status="running", pid=proc.pid, host=socket.gethostname())
+    app = make(liveness_interval=0.2)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await home(pilot, until)
+        t = screen.query_one("#runs-table", DataTable)
+        await until(pilot, lambda: "interrupted" in str(t.get_row(str(run.id))[4]))
+
+
+# ------------------------------------------------------------------------------------------ live / detail
+@pytest.mark.parametrize("size", SIZES)
+async def test_enter_opens_live_screen_for_running_run(make, seeded, until, size):
+    store, ids = seeded
+    app = make()
+    async with app.run_test(size=size) as pilot:
+        await home(pilot, until)
+        await pilot.press("enter")  # newest = the running run
+        await until(pilot, lambda: isinstance(app.screen, LiveRunScreen) and app.screen.updates > 0)
+        screen = app.screen
+        await until(pilot, lambda: len(screen.query_one("#chart-loss", Chart).series) == 1)
+        assert "run 6" in static_text(screen, "#live-title")
+        assert "epoch 5/10" in static_text(screen, "#live-phase") and "ETA" in static_text(screen, "#live-phase")
+        errors = screen.query_one("#chart-errors", Chart).series
+        assert [s.label for s in errors] == ["train", "test clean", "test FGSM"] and len(errors[0].xs) == 4
+        # the sweep fills in point by point
+        store.add_sweep_points(ids["running"], "fgsm", "true", [{"epsilon": 0.0, "accuracy": 0.9, "error": 0.1, "mean_confidence": 0.9, "mean_confidence_wrong": 0.5, "n": 100, "n_wrong": 10}])
+        await until(pilot, lambda: len(screen.query_one("#chart-sweep", Chart).series) == 1)
+        store.add_sweep_points(ids["running"], "fgsm", "true", [{"epsilon": 0.1, "accuracy": 0.2, "error": 0.8, "mean_confidence": 0.9, "mean_confidence_wrong": 0.5, "n": 100, "n_wrong": 80}])
+        await until(pilot, lambda: list(screen.query_one("#chart-sweep", Chart).series[0].xs) == [0.0, 0.1])
+        store.log(ids["running"], "hello from the runner")
+        await until(pilot, lambda: any("hello from the runner" in str(line.text) for line in screen.query_one("#live-log").lines))
+        await pilot.press("k")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_detail_screen_pages_samples_and_eps(make, seeded, until, size):
+    _store, ids = seeded
+    app = make()
+    async with app.run_test(size=size) as pilot:
+        await home(pilot, until)
+        app.open_run(ids["softmax"])
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.loaded)
+        screen = app.screen
+        assert screen.query_one("#sweep-table", DataTable).row_count == 7
+        await pilot.press("2")
+        assert "sample 1/4" in static_text(screen, "#views-nav") and "ε 0.1" in static_text(screen, "#views-nav")
+        await pilot.press("n", "n")
+        assert "sample 3/4" in static_text(screen, "#views-nav")
+        await pilot.press("right_square_bracket")
+        assert "ε 0.25" in static_text(screen, "#views-nav")
+        await pilot.press("p", "p", "p")
+        assert "sample 4/4" in static_text(screen, "#views-nav")  # wraps around
+        caption = str(screen.query_one("#view-adv").render())
+        assert "pred 6 (85.0%)" in caption and "fooled" in caption
+        for key in "13456":
+            await pilot.press(key)
+        await pilot.press("v")
+        await until(pilot, lambda: isinstance(app.screen, LiveRunScreen))
+
+
+async def test_detail_of_missing_run_is_a_notification(make, until):
+    app = make()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await home(pilot, until)
+        app.open_run(12345)
+        await until(pilot, lambda: any("no run with id 12345" in n.message for n in app._notifications))
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_export_from_detail(make, seeded, until, tmp_path):
+    _store, ids = seeded
+    app = make()
+    out = tmp_path / "export.csv"
+    async with app.run_test(size=(120, 30)) as pilot:
+        await home(pilot, until)
+        app.open_run(ids["softmax"])
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.loaded)
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen))
+        box = app.screen.query_one(Input)
+        box.value = "bad.txt"
+        await pilot.press("enter")
+        assert isinstance(app.screen, ExportScreen) and ".json or .csv" in static_text(app.screen, "#export-error")
+        box.value = str(out)
+        await pilot.press("enter")
+        await until(pilot, lambda: out.exists(), timeout=30)
+    head = out.read_text().splitlines()[0]
+    assert head == "run_id,table,attack,labels,key,step,epsilon,value"
+
+
+async def test_cancel_sends_sigterm_after_confirmation(make, seeded, until):
+    store, _ids = seeded
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run = store.create_run(name="victim", experiment="softmax", config_json="{}", status="running", pid=proc.pid, host=socket.gethostname())
+        app = make()
+        async with app.run_test(size=(120, 30)) as pilot:
+            screen = await home(pilot, until)
+            await until(pilot, lambda: table_ids(app)[0] == int(run.id))
+            await pilot.press("x")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("n")
+            await pilot.pause(0.1)
+            assert proc.poll() is None
+            await pilot.press("x")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            assert proc.wait(timeout=10) == -signal.SIGTERM
+            assert screen is app.screen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# ------------------------------------------------------------------------------------------ compare
+@pytest.mark.parametrize("size", SIZES)
+async def test_compare_selected_runs(make, seeded, until, size):
+    _store, ids = seeded
+    app = make()
+    async with app.run_test(size=size) as pilot:
+        screen = await home(pilot, until)
+        await pilot.press("c")
+        assert not isinstance(app.screen, CompareScreen)  # nothing selected: a hint, not a screen
+        assert any("at least two" in n.message for n in app._notifications)
+        t = screen.query_one("#runs-table", DataTable)
+        t.move_cursor(row=t.get_row_index(str(ids["maxout"])))
+        await pilot.press("space")  # selects and moves down to the softmax run
+        await pilot.press("space")
+        assert app.selected == {ids["maxout"], ids["softmax"]}
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loaded)
+        cmp = app.screen
+        assert cmp.query_one("#compare-legend", DataTable).row_count == 2
+        sweep = cmp.query_one("#cmp-sweep", Chart).series
+        assert {s.label for s in sweep} == {f"#{ids['maxout']}", f"#{ids['softmax']}"}
+        colours = {s.label: s.colour for s in sweep}
+        assert colours[f"#{ids['maxout']}"] != colours[f"#{ids['softmax']}"]
+        diff = cmp.query_one("#compare-diff", DataTable)
+        keys = [str(diff.get_row_at(i)[0]) for i in range(diff.row_count)]
+        assert "model.kind" in keys and "name" in keys and "train.epochs" not in keys
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await pilot.press("escape", "escape")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+# ------------------------------------------------------------------------------------------ launch
+@pytest.mark.parametrize("size", SIZES)
+async def test_launch_form_builds_overrides_and_spawns(make, until, monkeypatch, size):
+    from tui_adv.tui import app as app_mod
+    from tui_adv.tui.model import Launched
+
+    calls = []
+
+    def fake_spawn(config, overrides, *, db_url, data_dir=None, device=None):
+        calls.append((config, overrides, device))
+        return Launched(pid=999_999, argv=[], log_path=__import__("pathlib").Path("/nonexistent"), started=0.0)
+
+    monkeypatch.setattr(app_mod, "spawn_run", fake_spawn)
+    app = make(poll=False)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        screen = app.screen
+        names = [c.name for c in screen.configs]
+        assert "softmax" in names
+        screen.query_one("#launch-configs").highlighted = names.index("softmax")
+        await pilot.pause()
+        assert "P01" in static_text(screen, "#launch-desc")
+        screen.query_one("#f-eps", Input).value = "0, .1, nope"
+        await pilot.press("ctrl+s")
+        assert "not a number" in static_text(screen, "#launch-error") and not calls
+        screen.query_one("#f-eps", Input).value = "0, .1, .25"
+        screen.query_one("#f-epochs", Input).value = "2"
+        screen.query_one("#f-seed", Input).value = "7"
+        screen.query_one("#f-extra", Input).value = "data.train_limit=abc"
+        await pilot.press("ctrl+s")
+        assert "train_limit" in static_text(screen, "#launch-error") and not calls  # validated by the config model
+        screen.query_one("#f-extra", Input).value = "data.train_limit=1000"
+        screen.query_one("#f-device").value = "cpu"
+        await pilot.pause()
+        assert "--set train.epochs=2" in static_text(screen, "#launch-cmd")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, LiveRunScreen))
+        config, overrides, device = calls[0]
+        assert config.endswith("softmax.toml") and device == "cpu"
+        assert overrides == ["train.epochs=2", "sweep.epsilons=[0, 0.1, 0.25]", "seed=7", "data.train_limit=1000"]
+        await pilot.press("q")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_launched_process_that_dies_early_shows_its_error(make, until, tmp_path):
+    app = make(poll=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await home(pilot, until)
+        launched = app.launch_run(str(tmp_path / "missing.toml"), [], "cpu")
+        assert launched is not None
+        await until(pilot, lambda: isinstance(app.screen, LiveRunScreen))
+        screen = app.screen
+        await until(pilot, lambda: "did not start" in static_text(screen, "#live-title"), timeout=30)
+        text = "\n".join(str(line.text) for line in screen.query_one("#live-log").lines)
+        assert "config file not found" in text
+
+
+# ------------------------------------------------------------------------------------------ misc
+async def test_help_quit_and_palette_commands(make, until):
+    app = make()
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await home(pilot, until)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("q")
+        assert app.screen is screen and app.is_running
+        titles = [c.title for c in app.get_system_commands(screen)]
+        for want in ("Launch a run", "Compare selected runs", "Scorecard", "Show failed runs"):
+            assert want in titles
+        footer_keys = [k.key for k in screen.query("FooterKey")]
+        assert footer_keys[:5] == ["question_mark", "q", "l", "c", "s"]  # global keys first
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"Show failed", "enter")
+        await until(pilot, lambda: screen.status_index == 3)
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running)
+
+
+async def test_scorecard_without_and_with_claims_module(make, seeded, until, monkeypatch):
+    _store, ids = seeded
+    app = make()
+    monkeypatch.setitem(sys.modules, "tui_adv.claims", None)  # import fails: no module yet
+    async with app.run_test(size=(120, 30)) as pilot:
+        await home(pilot, until)
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ScorecardScreen) and app.screen.loaded)
+        assert "no scorecard yet: run `adv-tui reproduce`" in static_text(app.screen, "#scorecard-note")
+        await pilot.press("q")
+        fake = types.ModuleType("tui_adv.claims")
+        fake.compute_scorecard = lambda store: [
+            {"claim": "P01", "paper": 0.999, "measured": 0.9981, "verdict": "pass", "run_ids": [ids["softmax"]]},
+            {"claim": "P02", "paper": 0.894, "measured": None, "verdict": "missing", "run_ids": []},
+        ]
+        monkeypatch.setitem(sys.modules, "tui_adv.claims", fake)
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, ScorecardScreen) and app.screen.loaded)
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 2
+        await pilot.press("down", "enter")
+        assert any("no run recorded" in n.message for n in app._notifications)
+        await pilot.press("up", "enter")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.run_id == ids["softmax"])
+
+
+def test_unreachable_catalog_is_a_user_error(tmp_path):
+    from tui_adv.tui.app import make_app
+
+    with pytest.raises(UserError):
+        make_app(db=str(tmp_path / "no" / "such" / "dir" / "runs.db"))
+
+
+def test_cli_bad_db_one_line_exit_2(tmp_path, cli):
+    r = cli("--db", str(tmp_path / "nope" / "runs.db"))
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("adv-tui: error:") and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
+
+
+def test_dashboard_module_keeps_headless_imports_out():
+    """tui/model.py (formatting, configs, launching) is importable without textual."""
+    code = "import sys, tui_adv.tui.model; assert 'textual' not in sys.modules, 'textual imported'"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

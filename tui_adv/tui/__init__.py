@@ -1,0 +1,1 @@
+"""The Textual dashboard (``adv-tui``): history, launch, live runs, run detail, compare, scorecard."""

@@ -1,0 +1,323 @@
+"""The ``adv-tui`` dashboard: the App, its catalog poller, commands, and the CLI entry points.
+
+Threading model: the UI thread never touches the catalog. One app-level thread worker polls the
+catalog (≤ 2 Hz) for run rows updated since the last poll and posts them as a :class:`CatalogUpdate`;
+screens that show one run own a thread worker that reads that run's new rows (ids above the last seen).
+Runs are trained by separate ``adv-tui run --headless`` processes, never in this one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Callable, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+from ..catalog.schema import Run
+from ..catalog.store import Store
+from ..errors import UserError
+from .feed import sleep_unless_cancelled
+from .messages import CatalogProblem, CatalogUpdate
+from .model import Clock, Launched, STATUS_FILTERS, real_clock, spawn_run
+
+POLL_INTERVAL_S = 0.5  # at most 2 catalog refreshes a second
+LIVENESS_INTERVAL_S = 5.0
+
+
+class RunsCommands(Provider):
+    """Command palette: open any loaded run by id or name."""
+
+    def _runs(self) -> list[Run]:
+        from .screens.runs import RunsScreen
+
+        for screen in self.app.screen_stack:
+            if isinstance(screen, RunsScreen):
+                return [screen.runs[i] for i in screen.order[:500]]
+        return []
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        app = self.app
+        q = query.strip().lstrip("#")
+        if q.isdigit():
+            yield Hit(1.0, f"Open run #{q}", partial(app.open_run, int(q)), help="open the run with this id")
+        for run in self._runs():
+            text = f"Open run #{run.id} {run.name} ({run.status})"
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), partial(app.open_run, int(run.id)), help=f"{run.experiment} · {run.claims or 'no claims'}")
+
+    async def discover(self) -> Hits:
+        for run in self._runs()[:10]:
+            yield DiscoveryHit(f"Open run #{run.id} {run.name} ({run.status})", partial(self.app.open_run, int(run.id)), help=run.experiment)
+
+
+class AdvApp(App):
+    """The dashboard."""
+
+    TITLE = "adv-tui"
+    SUB_TITLE = "FGSM runs"
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {RunsCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "back", "Back/Quit"),
+        Binding("l", "launch", "Launch"),
+        Binding("c", "compare", "Compare"),
+        Binding("s", "scorecard", "Scorecard"),
+        Binding("slash", "filter", "Filter", key_display="/", show=False),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        data_dir: str | None = None,
+        launch: tuple[str, list[str], str | None] | None = None,
+        clock: Clock | None = None,
+        poll_interval: float = POLL_INTERVAL_S,
+        liveness_interval: float = LIVENESS_INTERVAL_S,
+        config_dirs: list[Path] | None = None,
+        poll: bool = True,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.data_dir = data_dir
+        self.launch_request = launch
+        self.clock: Clock = clock or real_clock
+        self.poll_interval = max(poll_interval, 0.05)
+        self.liveness_interval = liveness_interval
+        self.config_dirs = config_dirs
+        self.poll_enabled = poll
+        self.selected: set[int] = set()
+        self.launched: dict[int, Launched] = {}
+        self.total_runs: int | None = None
+        self.catalog_problem: str | None = None
+        self.started_at = time.monotonic()
+
+    # ------------------------------------------------------------------------------------------ setup
+    def on_mount(self) -> None:
+        from .screens.runs import RunsScreen
+
+        self.push_screen(RunsScreen())
+        if self.poll_enabled:
+            self.poll_catalog()
+        if self.launch_request:
+            config, overrides, device = self.launch_request
+            self.launch_run(config, overrides, device)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("Launch a run", "pick a config, edit epochs/ε/α/device/seed and start it (l)", self.action_launch)
+        yield SystemCommand("Compare selected runs", "overlay accuracy-vs-ε and training curves (c)", self.action_compare)
+        yield SystemCommand("Scorecard", "the paper's claims: measured vs paper (s)", self.action_scorecard)
+        yield SystemCommand("Runs history", "back to the table of all runs", self.action_home)
+        for label, statuses in STATUS_FILTERS:
+            yield SystemCommand(f"Show {label} runs", f"filter the history by status: {label}", partial(self.set_status_filter, label))
+        yield SystemCommand("Clear selection", "unselect all runs marked for comparison", self.clear_selection)
+        yield SystemCommand("Help", "keys of this screen and global keys (?)", self.action_help)
+        yield from super().get_system_commands(screen)
+
+    # ------------------------------------------------------------------------------------------ poller
+    @work(thread=True, exclusive=True, group="catalog-poll", exit_on_error=False)
+    def poll_catalog(self) -> None:
+        worker = get_current_worker()
+        since: datetime = self.clock() - timedelta(seconds=10)
+        last_liveness = 0.0
+        problem = False
+        while not worker.is_cancelled:
+            t0 = time.monotonic()
+            try:
+                dead: list[int] = []
+                if t0 - last_liveness >= self.liveness_interval:
+                    for launched in list(self.launched.values()):
+                        launched.exited()  # reap finished children, so a dead one is not a zombie "alive"
+                    dead = self.store.refresh_liveness()
+                    last_liveness = t0
+                runs = self.store.runs_updated_since(since)
+                if runs:
+                    since = max(r.updated_at for r in runs)
+                total = self.store.count_runs()
+                if runs or dead or total != self.total_runs:
+                    self.post_message(CatalogUpdate(runs, total, dead))
+                if problem:
+                    problem = False
+                    self.post_message(CatalogProblem(None))
+            except Exception as e:  # noqa: BLE001 - keep polling; tell the user once
+                if not problem:
+                    problem = True
+                    self.post_message(CatalogProblem(f"catalog unreachable: {str(e).splitlines()[0] if str(e) else type(e).__name__} (retrying)"))
+            wait = self.poll_interval - (time.monotonic() - t0)
+            sleep_unless_cancelled(worker, wait if not problem else 2.0)
+
+    def on_catalog_update(self, message: CatalogUpdate) -> None:
+        if message.total is not None:
+            self.total_runs = message.total
+        for screen in self.screen_stack:
+            handler = getattr(screen, "catalog_changed", None)
+            if handler is not None:
+                handler(message)
+        if message.interrupted:
+            ids = ", ".join(f"#{i}" for i in message.interrupted)
+            self.notify(f"run {ids} marked interrupted: its process is gone", severity="warning")
+
+    def on_catalog_problem(self, message: CatalogProblem) -> None:
+        self.catalog_problem = message.text
+        if message.text:
+            self.notify(message.text, severity="error", timeout=8)
+        else:
+            self.notify("catalog reachable again")
+
+    # ------------------------------------------------------------------------------------------ actions
+    def action_back(self) -> None:
+        from .screens.runs import RunsScreen
+
+        if isinstance(self.screen, RunsScreen) or len(self.screen_stack) <= 2:
+            self.exit()
+        else:
+            self.pop_screen()
+
+    def action_home(self) -> None:
+        from .screens.runs import RunsScreen
+
+        while len(self.screen_stack) > 2 and not isinstance(self.screen, RunsScreen):
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        from .screens.dialogs import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_launch(self) -> None:
+        from .screens.launch import LaunchScreen
+
+        if not isinstance(self.screen, LaunchScreen):
+            self.push_screen(LaunchScreen())
+
+    def action_scorecard(self) -> None:
+        from .screens.scorecard import ScorecardScreen
+
+        if not isinstance(self.screen, ScorecardScreen):
+            self.push_screen(ScorecardScreen())
+
+    def action_filter(self) -> None:
+        from .screens.runs import RunsScreen
+
+        self.action_home()
+        screen = self.screen
+        if isinstance(screen, RunsScreen):
+            screen.action_filter()
+
+    def set_status_filter(self, label: str) -> None:
+        from .screens.runs import RunsScreen
+
+        self.action_home()
+        if isinstance(self.screen, RunsScreen):
+            self.screen.set_status_filter(label)
+
+    def clear_selection(self) -> None:
+        self.selected.clear()
+        for screen in self.screen_stack:
+            refresh = getattr(screen, "selection_changed", None)
+            if refresh:
+                refresh()
+
+    def action_compare(self) -> None:
+        from .screens.compare import CompareScreen
+
+        ids = sorted(self.selected)
+        if len(ids) < 2:
+            self.notify("select at least two runs with space in the history, then press c", severity="warning")
+            return
+        if isinstance(self.screen, CompareScreen):
+            return
+        self.push_screen(CompareScreen(ids))
+
+    def open_run(self, run_id: int, *, detail: bool | None = None) -> None:
+        """Open a run: the live screen while it is active, else its detail screen (decided off-thread)."""
+        self._open_run(run_id, detail)
+
+    @work(thread=True, group="open-run", exit_on_error=False)
+    def _open_run(self, run_id: int, detail: bool | None) -> None:
+        try:
+            run = self.store.get_run(run_id)
+        except UserError as e:
+            self.call_from_thread(self.notify, str(e), severity="error")
+            return
+        except Exception as e:  # noqa: BLE001
+            self.call_from_thread(self.notify, f"cannot read run {run_id}: {e}", severity="error")
+            return
+        self.call_from_thread(self._push_run, run, detail)
+
+    def _push_run(self, run: Run, detail: bool | None) -> None:
+        from .screens.detail import RunDetailScreen
+        from .screens.live import LiveRunScreen
+
+        if detail is None:
+            detail = run.status not in ("queued", "running")
+        self.push_screen(RunDetailScreen(int(run.id), run=run) if detail else LiveRunScreen(int(run.id), run=run))
+
+    def launch_run(self, config: str, overrides: list[str], device: str | None) -> Launched | None:
+        """Start a headless run process and show its live screen."""
+        from .screens.live import LiveRunScreen
+
+        try:
+            launched = spawn_run(config, overrides, db_url=self.store.url, data_dir=self.data_dir, device=device)
+        except OSError as e:
+            self.notify(f"cannot start the run: {e}", severity="error")
+            return None
+        self.launched[launched.pid] = launched
+        self.notify(f"started {Path(config).name} (pid {launched.pid}); it keeps running if you quit", title="run launched")
+        self.push_screen(LiveRunScreen(None, launched=launched))
+        return launched
+
+
+def make_app(
+    db: str | None = None,
+    data_dir: str | None = None,
+    launch: tuple[str, list[str], str | None] | None = None,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    poll_interval: float = POLL_INTERVAL_S,
+    liveness_interval: float = LIVENESS_INTERVAL_S,
+    config_dirs: list[Path] | None = None,
+    poll: bool = True,
+) -> AdvApp:
+    """Build the app (shared by the CLI and the tests). Opening the catalog happens here, so a bad
+    ``--db`` raises :class:`UserError` (one line, exit 2) before the terminal is taken over."""
+    if store is None:
+        store = Store(db)
+    return AdvApp(
+        store,
+        data_dir=data_dir,
+        launch=launch,
+        clock=clock,
+        poll_interval=poll_interval,
+        liveness_interval=liveness_interval,
+        config_dirs=config_dirs,
+        poll=poll,
+    )
+
+
+def run_app(db: str | None = None, data_dir: str | None = None, launch: tuple[str, list[str], str | None] | None = None) -> None:
+    """Entry point of ``adv-tui`` (and of ``adv-tui run CONFIG`` without ``--headless``)."""
+    app = make_app(db=db, data_dir=data_dir, launch=launch)
+    try:
+        app.run()
+    finally:
+        app.store.close()
+    if app.return_code:
+        raise SystemExit(app.return_code)

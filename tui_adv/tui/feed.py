@@ -1,0 +1,96 @@
+"""Incremental readers of the catalog, run in worker threads (no textual imports)."""
+
+from __future__ import annotations
+
+import time
+
+from ..catalog.schema import ACTIVE, Run
+from ..catalog.store import Store
+from ..errors import UserError
+from .messages import RunDelta
+from .model import Launched
+
+
+def sleep_unless_cancelled(worker, seconds: float) -> None:  # noqa: ANN001
+    """Sleep in a thread worker, waking early when the worker is cancelled."""
+    end = time.monotonic() + max(seconds, 0.0)
+    while not worker.is_cancelled:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))
+
+
+class RunFeed:
+    """Fetch one run's new rows (metrics, sweep points, logs) above the last ids seen.
+
+    With ``launched`` (a process the dashboard just started) the run id is not known yet: the feed
+    finds the run row that the process creates (same pid), or reports the process's own error output
+    when it exits before creating one (e.g. MNIST missing).
+    """
+
+    def __init__(self, store: Store, run_id: int | None = None, *, launched: Launched | None = None, want_samples: bool = False):
+        self.store = store
+        self.run_id = run_id
+        self.launched = launched
+        self.want_samples = want_samples
+        self.after_metric = 0
+        self.after_sweep = 0
+        self.after_log = 0
+        self.samples_loaded = False
+        self.artifacts_loaded = False
+        self.last_status: str | None = None
+        self.finished_polls = 0
+
+    def _resolve(self) -> RunDelta | None:
+        assert self.launched is not None
+        for r in self.store.list_runs(limit=50):
+            if r.pid == self.launched.pid and r.created_at is not None:
+                self.run_id = int(r.id)
+                return None
+        code = self.launched.exited()
+        if code is not None:
+            time.sleep(0.2)  # the row may land just before exit
+            for r in self.store.list_runs(limit=50):
+                if r.pid == self.launched.pid:
+                    self.run_id = int(r.id)
+                    return None
+            tail = self.launched.log_tail() or "(no output)"
+            return RunDelta(run=None, launch_error=f"the run process exited with code {code} before it started:\n{tail}\n(log: {self.launched.log_path})")
+        return RunDelta(run=None)
+
+    @property
+    def done(self) -> bool:
+        """Nothing more will change (finished run, everything read)."""
+        return self.finished_polls >= 2
+
+    def poll(self) -> RunDelta:
+        if self.run_id is None:
+            pending = self._resolve()
+            if pending is not None:
+                return pending
+        assert self.run_id is not None
+        try:
+            run: Run = self.store.get_run(self.run_id)
+        except UserError as e:
+            return RunDelta(run=None, error=str(e))
+        metrics = self.store.metrics(self.run_id, after_id=self.after_metric)
+        if metrics:
+            self.after_metric = max(int(m.id) for m in metrics)
+        sweep = self.store.sweep_points(self.run_id, after_id=self.after_sweep)
+        if sweep:
+            self.after_sweep = max(int(p.id) for p in sweep)
+        logs = self.store.logs(self.run_id, after_id=self.after_log, limit=500)
+        if logs:
+            self.after_log = max(int(line.id) for line in logs)
+        delta = RunDelta(run=run, metrics=metrics, sweep=sweep, logs=logs)
+        finished = run.status not in ACTIVE
+        if self.want_samples and not self.samples_loaded and (finished or run.phase is None and run.progress >= 1.0):
+            delta.samples = self.store.samples(self.run_id)
+            self.samples_loaded = True
+        if finished and not self.artifacts_loaded:
+            delta.artifacts = self.store.artifacts(self.run_id)
+            self.artifacts_loaded = True
+        self.finished_polls = self.finished_polls + 1 if finished else 0
+        self.last_status = run.status
+        return delta

@@ -1,0 +1,141 @@
+"""Shared state of the screens that show one run: a thread worker that feeds new rows to the screen."""
+
+from __future__ import annotations
+
+import json
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import work
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+from ...catalog.schema import ACTIVE, LogLine, Metric, Run, Sample
+from ..feed import RunFeed, sleep_unless_cancelled
+from ..messages import RunDelta, RunUpdate
+from ..model import Launched, STATUS_GLYPH, STATUS_STYLE, duration, pct, run_config
+
+EPOCH_KEYS = ("train_loss", "train_error", "test_error", "test_adv_error", "valid_error", "valid_adv_error", "lr")
+
+
+class RunState:
+    """Everything the screen knows about the run, merged from deltas (keyed, so rewrites replace)."""
+
+    def __init__(self) -> None:
+        self.run: Run | None = None
+        self.metrics: dict[str, dict[int, float]] = {}
+        self.sweep: dict[tuple[str, str], dict[float, object]] = {}
+        self.logs: list[LogLine] = []
+        self.samples: list[Sample] | None = None
+        self.artifacts: dict | None = None
+        self.config: dict = {}
+
+    def apply(self, d: RunDelta) -> None:
+        if d.run is not None:
+            if self.run is None or self.run.config_json != d.run.config_json:
+                self.config = run_config(d.run)
+            self.run = d.run
+        for m in d.metrics:
+            self.metrics.setdefault(m.key, {})[int(m.step)] = float(m.value)
+        for p in d.sweep:
+            self.sweep.setdefault((p.attack, p.labels), {})[float(p.epsilon)] = p
+        if d.logs:
+            self.logs.extend(d.logs)
+            del self.logs[:-1000]
+        if d.samples is not None:
+            self.samples = d.samples
+        if d.artifacts is not None:
+            self.artifacts = d.artifacts
+
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        pts = sorted(self.metrics.get(key, {}).items())
+        return [float(s) for s, _ in pts], [v for _, v in pts]
+
+    def sweep_points(self) -> list[tuple[tuple[str, str], list]]:
+        return [(k, [v[e] for e in sorted(v)]) for k, v in sorted(self.sweep.items())]
+
+    @property
+    def eval_prefix(self) -> str:
+        return "valid" if "valid_error" in self.metrics or (self.config.get("data") or {}).get("validation") else "test"
+
+
+def status_text(run: Run | None) -> Text:
+    if run is None:
+        return Text("starting…", style="dim")
+    return Text(f"{STATUS_GLYPH.get(run.status, '?')} {run.status}", style=STATUS_STYLE.get(run.status, "") or "bold")
+
+
+def run_title(run: Run | None, now) -> Text:  # noqa: ANN001
+    if run is None:
+        return Text("starting the run process…", style="bold")
+    t = Text()
+    t.append(f"run {run.id}", style="bold")
+    t.append(f"  {run.name}", style="bold")
+    t.append(f"  {run.experiment}", style="dim")
+    if run.claims:
+        t.append(f"  {run.claims}", style="dim")
+    t.append("  ")
+    t.append_text(status_text(run))
+    t.append(f"  clean {pct(run.clean_error)}  FGSM ε=.25 {pct(run.fgsm_error)}", style="")
+    t.append(f"  {duration(run, now)}  {run.device or '—'}", style="dim")
+    return t
+
+
+def config_renderable(cfg: dict):  # noqa: ANN201
+    return Syntax(json.dumps(cfg, indent=2, sort_keys=False), "json", theme="ansi_dark", background_color="default", word_wrap=True)
+
+
+class RunScreenBase(Screen):
+    """Owns a RunFeed in a thread worker; subclasses implement :meth:`apply`."""
+
+    want_samples = False
+
+    def __init__(self, run_id: int | None, *, run: Run | None = None, launched: Launched | None = None) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.launched = launched
+        self.state = RunState()
+        if run is not None:
+            self.state.apply(RunDelta(run=run))
+        self.loaded = False
+        self.updates = 0
+
+    def on_mount(self) -> None:
+        self.follow_run()
+
+    @work(thread=True, exclusive=True, group="run-feed", exit_on_error=False)
+    def follow_run(self) -> None:
+        worker = get_current_worker()
+        app = self.app
+        feed = RunFeed(app.store, self.run_id, launched=self.launched, want_samples=self.want_samples)
+        last_updated = None
+        while not worker.is_cancelled:
+            try:
+                delta = feed.poll()
+            except Exception as e:  # noqa: BLE001 - shown on the screen, polling goes on
+                delta = RunDelta(run=None, error=f"catalog read failed: {e}")
+            stamp = (delta.run.updated_at, delta.run.status) if delta.run is not None else None
+            if not delta.empty or (stamp is not None and stamp != last_updated):
+                last_updated = stamp
+                if not worker.is_cancelled:
+                    self.post_message(RunUpdate(delta))
+            if delta.launch_error or feed.done or (delta.error and delta.run is None and feed.run_id is not None):
+                return
+            sleep_unless_cancelled(worker, app.poll_interval)
+
+    def on_run_update(self, message: RunUpdate) -> None:
+        message.stop()
+        d = message.delta
+        if d.run is not None and self.run_id is None:
+            self.run_id = int(d.run.id)
+        self.state.apply(d)
+        self.updates += 1
+        with self.app.batch_update():
+            self.apply(d)
+        if d.run is not None and d.run.status not in ACTIVE:
+            self.loaded = True
+        elif d.run is not None:
+            self.loaded = True
+
+    def apply(self, delta: RunDelta) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError

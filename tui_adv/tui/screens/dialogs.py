@@ -1,0 +1,152 @@
+"""Modal dialogs: help, confirmation (cancel a run), export path."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Input, Label, Markdown, Static
+
+from ...catalog.schema import ACTIVE, Run
+
+INTRO = """\
+**adv-tui** launches, watches and compares FGSM runs. Every run is a separate
+`adv-tui run --headless` process writing to the catalog, so you can quit at any time:
+runs go on, and reopening the dashboard shows them where they are.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def __init__(self, under: Screen) -> None:
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        app = self.app
+        lines = [INTRO, "", f"### {getattr(self.under, 'HELP_TITLE', type(self.under).__name__.replace('Screen', ''))} keys", ""]
+        for b in getattr(self.under, "BINDINGS", []):
+            if isinstance(b, Binding) and b.description:
+                lines.append(f"- `{b.key_display or app.get_key_display(b)}` {b.description}")
+        extra = getattr(self.under, "HELP_EXTRA", "")
+        if extra:
+            lines += ["", extra]
+        lines += ["", "### Global keys", ""]
+        for b in app.BINDINGS:
+            if isinstance(b, Binding) and b.description:
+                lines.append(f"- `{b.key_display or app.get_key_display(b)}` {b.description}")
+        lines += [
+            "- `/` filter the history",
+            "- `ctrl+p` command palette (open run #id, status filters, themes…)",
+            "",
+            "`q` never quits while you type in a field; press `esc` first.",
+        ]
+        with VerticalScroll(id="help-box"):
+            yield Markdown("\n".join(lines))
+            yield Label(Text("esc / q / ? closes", style="dim"))
+
+    def action_dismiss(self) -> None:  # noqa: D102
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("y", "yes", "Yes"), Binding("n,escape,q", "no", "No")]
+
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
+        super().__init__()
+        self.question, self.yes, self.no = question, yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box", classes="dialog"):
+            yield Static(self.question, id="confirm-question")
+            with Horizontal(classes="buttons"):
+                yield Button(f"{self.yes} (y)", variant="error", id="yes")
+                yield Button(f"{self.no} (n)", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    @on(Button.Pressed, "#yes")
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#no")
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
+class ExportScreen(ModalScreen[str | None]):
+    """Ask where to export a run (.json or .csv decides the format)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export-box", classes="dialog"):
+            yield Static(f"Export run {self.run_id}: metrics and sweeps, as `adv-tui runs export` writes them.\nThe extension picks the format (.json or .csv).")
+            yield Input(value=f"run-{self.run_id}.json", id="export-path")
+            yield Static("", id="export-error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Export (enter)", variant="primary", id="export-ok")
+                yield Button("Cancel (esc)", id="export-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#export-ok")
+    def _ok(self) -> None:
+        path = self.query_one(Input).value.strip()
+        if not path.endswith((".json", ".csv")):
+            self.query_one("#export-error", Static).update("the file name must end in .json or .csv")
+            return
+        self.dismiss(path)
+
+    @on(Button.Pressed, "#export-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def can_signal(run: Run) -> str | None:
+    """Why this dashboard cannot cancel the run (None when it can)."""
+    if run.status not in ACTIVE:
+        return f"run {run.id} is {run.status}, nothing to cancel"
+    if run.pid is None:
+        return f"run {run.id} has no process id"
+    if run.host and run.host != socket.gethostname():
+        return f"run {run.id} runs on {run.host}; cancel it there (kill -TERM {run.pid})"
+    return None
+
+
+def confirm_cancel(app: App, run: Run) -> None:
+    """Ask, then send SIGTERM to the run's process; the runner marks it cancelled."""
+    why = can_signal(run)
+    if why:
+        app.notify(why, severity="warning")
+        return
+
+    def done(yes: bool | None) -> None:
+        if not yes:
+            return
+        try:
+            os.kill(int(run.pid), signal.SIGTERM)
+        except ProcessLookupError:
+            app.notify(f"run {run.id}: its process {run.pid} is already gone", severity="warning")
+            return
+        except PermissionError:
+            app.notify(f"run {run.id}: not allowed to signal process {run.pid}", severity="error")
+            return
+        app.notify(f"cancelling run {run.id} (SIGTERM sent to pid {run.pid})…")
+
+    app.push_screen(ConfirmScreen(f"Cancel run {run.id} · {run.name}?\nIts process (pid {run.pid}) stops after the current batch and the run is marked cancelled.", yes="Cancel run", no="Keep running"), done)

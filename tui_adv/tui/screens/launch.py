@@ -1,0 +1,224 @@
+"""Launch: pick a config, edit the common keys, start it as a separate headless process."""
+
+from __future__ import annotations
+
+import shlex
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
+
+from ...errors import UserError
+from ..model import ConfigInfo, fmt_eps_list, gpu_hint, list_configs, parse_eps_list
+from ..widgets.footer import AppFooter
+
+DEVICES = [("auto (GPU when present)", "auto"), ("cpu", "cpu"), ("cuda", "cuda")]
+
+
+class LaunchScreen(Screen):
+    HELP_TITLE = "Launch"
+    BINDINGS = [
+        Binding("ctrl+s", "start", "Start run", priority=True),
+        Binding("escape", "app.back", "Back"),
+    ]
+    HELP_EXTRA = (
+        "Pick a config on the left (↑/↓), edit the fields (tab moves between them), then `ctrl+s` or "
+        "the Start button. Only the keys you change become `--set` overrides; `extra --set` takes any "
+        "other `key=value` pairs separated by spaces (e.g. `data.train_limit=2000`). The run is an "
+        "`adv-tui run --headless` process: it goes on when you quit."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.configs: list[ConfigInfo] = []
+        self.current: ConfigInfo | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text.assemble(("Launch a run", "bold"), ("  pick a config · edit · ctrl+s starts it as a background process", "dim")), classes="topbar")
+        with Horizontal(id="launch-body"):
+            yield OptionList(id="launch-configs")
+            with VerticalScroll(id="launch-form"):
+                yield Static(id="launch-desc")
+                with Grid(id="launch-grid"):
+                    yield Label("epochs")
+                    yield Input(id="f-epochs", type="integer", placeholder="train.epochs")
+                    yield Label("ε list")
+                    yield Input(id="f-eps", placeholder="sweep.epsilons, e.g. 0, .05, .1, .25")
+                    yield Label("α")
+                    yield Input(id="f-alpha", type="number", placeholder="train.alpha (weight of the clean loss)")
+                    yield Label("device")
+                    yield Select(DEVICES, id="f-device", allow_blank=False, value="auto")
+                    yield Label("seed")
+                    yield Input(id="f-seed", type="integer", placeholder="seed")
+                    yield Label("profile")
+                    yield Input(id="f-profile", placeholder="profile tag (optional)")
+                    yield Label("extra --set")
+                    yield Input(id="f-extra", placeholder="key=value … e.g. data.train_limit=2000 data.test_limit=500")
+                yield Static(id="launch-hint", classes="dim")
+                yield Static(id="launch-cmd")
+                yield Static(id="launch-error", classes="error")
+                with Horizontal(classes="buttons"):
+                    yield Button("Start (ctrl+s)", variant="primary", id="launch-start")
+        yield AppFooter()
+
+    def on_mount(self) -> None:
+        self.configs = list_configs(self.app.config_dirs)
+        ol = self.query_one("#launch-configs", OptionList)
+        for c in self.configs:
+            label = Text(c.name, style="bold")
+            if c.claims:
+                label.append("  " + ",".join(c.claims), style="dim")
+            ol.add_option(Option(label, id=str(c.path)))
+        ol.border_title = "configs"
+        self.query_one("#launch-hint", Static).update(gpu_hint())
+        if self.configs:
+            ol.highlighted = 0
+            ol.focus()
+            self._select(self.configs[0])
+        else:
+            self.query_one("#launch-desc", Static).update(Text("no configs found in ./configs", style="red"))
+
+    # ------------------------------------------------------------------------------------------ form
+    @on(OptionList.OptionHighlighted, "#launch-configs")
+    def _highlight(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_index is not None and 0 <= event.option_index < len(self.configs):
+            self._select(self.configs[event.option_index])
+
+    @on(OptionList.OptionSelected, "#launch-configs")
+    def _chosen(self, _event: OptionList.OptionSelected) -> None:
+        self.query_one("#f-epochs", Input).focus()
+
+    def _select(self, c: ConfigInfo) -> None:
+        if self.current is c:
+            return
+        self.current = c
+        desc = Text()
+        desc.append(f"{c.name}", style="bold")
+        desc.append(f"  {c.path}\n", style="dim")
+        if c.error:
+            desc.append(c.error, style="red")
+        else:
+            desc.append(c.description or "(no description)")
+            desc.append("\n")
+            desc.append("claims ", style="dim")
+            desc.append(", ".join(c.claims) or "—", style="bold")
+            desc.append("  model ", style="dim")
+            desc.append(c.model or "?")
+            desc.append("  training ", style="dim")
+            desc.append(c.mode)
+        self.query_one("#launch-desc", Static).update(desc)
+        self.query_one("#f-epochs", Input).value = "" if c.epochs is None else str(c.epochs)
+        self.query_one("#f-eps", Input).value = fmt_eps_list(c.epsilons or [])
+        self.query_one("#f-alpha", Input).value = "" if c.alpha is None else f"{c.alpha:g}"
+        self.query_one("#f-device", Select).value = c.device if c.device in ("auto", "cpu", "cuda") else "auto"
+        self.query_one("#f-seed", Input).value = str(c.seed)
+        self.query_one("#f-profile", Input).value = c.profile or ""
+        self.query_one("#f-extra", Input).value = ""
+        self.query_one("#f-alpha", Input).disabled = c.mode in ("clean", "l1", "augment")
+        self._preview()
+
+    def overrides(self) -> tuple[list[str], str]:
+        """The --set overrides for the fields that differ from the config, and the device.
+        Raises ValueError with a readable message on bad input."""
+        c = self.current
+        if c is None:
+            raise ValueError("pick a config first")
+        out: list[str] = []
+        v = self.query_one("#f-epochs", Input).value.strip()
+        if v:
+            try:
+                epochs = int(v)
+            except ValueError:
+                raise ValueError(f"epochs must be a whole number, got {v!r}") from None
+            if epochs != c.epochs:
+                out.append(f"train.epochs={epochs}")
+        v = self.query_one("#f-eps", Input).value.strip()
+        if v:
+            eps = parse_eps_list(v)
+            if eps != (c.epsilons or []):
+                out.append("sweep.epsilons=[" + ", ".join(f"{e:g}" for e in eps) + "]")
+        alpha_box = self.query_one("#f-alpha", Input)
+        v = alpha_box.value.strip()
+        if v and not alpha_box.disabled:
+            try:
+                alpha = float(v)
+            except ValueError:
+                raise ValueError(f"α must be a number in [0, 1], got {v!r}") from None
+            if alpha != c.alpha:
+                out.append(f"train.alpha={alpha:g}")
+        v = self.query_one("#f-seed", Input).value.strip()
+        if v:
+            try:
+                seed = int(v)
+            except ValueError:
+                raise ValueError(f"seed must be a whole number, got {v!r}") from None
+            if seed != c.seed:
+                out.append(f"seed={seed}")
+        v = self.query_one("#f-profile", Input).value.strip()
+        if v and v != (c.profile or ""):
+            out.append(f'profile="{v}"')
+        extra = self.query_one("#f-extra", Input).value.strip()
+        if extra:
+            try:
+                parts = shlex.split(extra)
+            except ValueError as e:
+                raise ValueError(f"extra --set: {e}") from None
+            for p in parts:
+                if "=" not in p:
+                    raise ValueError(f"extra --set expects key=value, got {p!r}")
+                out.append(p)
+        device = str(self.query_one("#f-device", Select).value)
+        return out, device
+
+    def _preview(self) -> None:
+        err = self.query_one("#launch-error", Static)
+        cmd = self.query_one("#launch-cmd", Static)
+        try:
+            overrides, device = self.overrides()
+            if self.current is not None:
+                from ...config import load_config
+
+                load_config(self.current.path, overrides)  # live validation: a few ms (TOML + pydantic)
+        except (ValueError, UserError) as e:
+            err.update(str(e))
+            return
+        err.update("")
+        if self.current is None:
+            return
+        parts = ["adv-tui", "run", str(self.current.path.name if self.current.path.parent.name == "configs" else self.current.path), "--headless", "--device", device]
+        for o in overrides:
+            parts += ["--set", o]
+        cmd.update(Text.assemble(("$ ", "dim"), (" ".join(shlex.quote(p) for p in parts), "")))
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _changed(self) -> None:
+        self._preview()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#launch-start")
+    def action_start(self) -> None:
+        err = self.query_one("#launch-error", Static)
+        if self.current is None:
+            err.update("pick a config first")
+            return
+        try:
+            overrides, device = self.overrides()
+            from ...config import load_config
+
+            load_config(self.current.path, overrides)  # validate here: errors stay on this screen
+        except ValueError as e:
+            err.update(str(e))
+            return
+        except UserError as e:
+            err.update(str(e))
+            return
+        err.update("")
+        app = self.app
+        app.pop_screen()
+        app.launch_run(str(self.current.path), overrides, device)

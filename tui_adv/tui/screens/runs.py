@@ -1,0 +1,443 @@
+"""Home screen: every run in the catalog, newest first, paged 200 rows at a time, updated live."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Input, Static
+from textual.worker import get_current_worker
+
+from ...catalog.schema import Run
+from ..messages import CatalogUpdate, RunsPage
+from ..model import (
+    STATUS_FILTERS,
+    STATUS_GLYPH,
+    STATUS_STYLE,
+    duration,
+    elapsed_s,
+    fmt_started,
+    hex_colour,
+    pct,
+    phase_text,
+    progress_bar,
+    run_colour,
+)
+from ..widgets.footer import AppFooter
+
+PAGE = 200
+COLUMNS = [
+    ("sel", " "),
+    ("id", "id"),
+    ("name", "name"),
+    ("experiment", "experiment"),
+    ("status", "status"),
+    ("progress", "progress"),
+    ("clean", "clean err"),
+    ("fgsm", "FGSM ε=.25"),
+    ("duration", "duration"),
+    ("device", "device"),
+    ("started", "started"),
+]
+SORTS: list[tuple[str, str]] = [
+    ("id", "newest"),
+    ("name", "name"),
+    ("status", "status"),
+    ("clean", "clean err"),
+    ("fgsm", "FGSM err"),
+    ("duration", "duration"),
+    ("experiment", "experiment"),
+]
+
+
+class RunsTable(DataTable):
+    """The history table; enter opens the highlighted run (shown in the footer)."""
+
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open"),
+        Binding("g", "scroll_top", "Top", show=False),
+        Binding("G", "scroll_bottom", "Bottom", show=False),
+    ]
+
+
+class RunsScreen(Screen):
+    """The history: sortable, filterable, newest first; space selects runs to compare."""
+
+    BINDINGS = [
+        Binding("space", "toggle_select", "Select", show=True),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("f", "cycle_status", "Status"),
+        Binding("o", "cycle_sort", "Sort"),
+        Binding("x", "cancel_run", "Cancel run"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: dict[int, Run] = {}
+        self.order: list[int] = []
+        self.server_rows = 0
+        self.total_matching = 0
+        self.exhausted = False
+        self.loading = False
+        self.text_filter = ""
+        self.status_index = 0
+        self.sort_index = 0
+        self.sort_reverse = False
+        self.token = 0
+        self.loaded = False
+        self.first_page_s: float | None = None
+        self._filter_timer: Timer | None = None
+
+    # ------------------------------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="runs-top", classes="topbar"):
+            yield Static(id="runs-title")
+            yield Static(id="runs-filters")
+        yield Input(placeholder="filter by name, experiment or claim id · enter to keep · esc to clear", id="runs-filter")
+        table: DataTable = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        yield table
+        yield Static(id="runs-status", classes="statusbar")
+        yield AppFooter()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-filter", Input).display = False
+        self.query_one(DataTable).focus()
+        self._render_header()
+        self.reload()
+
+    # ------------------------------------------------------------------------------------------ loading
+    @property
+    def statuses(self) -> tuple[str, ...] | None:
+        return STATUS_FILTERS[self.status_index][1]
+
+    def reload(self) -> None:
+        self.token += 1
+        self.loading = True
+        self._render_status()
+        self._load_page(self.token, 0, self.text_filter, self.statuses, append=False)
+
+    @work(thread=True, exclusive=True, group="runs-page", exit_on_error=False)
+    def _load_page(self, token: int, offset: int, text: str, statuses: tuple[str, ...] | None, *, append: bool) -> None:
+        t0 = time.perf_counter()
+        store = self.app.store
+        worker = get_current_worker()
+        runs = store.list_runs(limit=PAGE, offset=offset, status=list(statuses) if statuses else None, text=text or None)
+        total = self.app.total_runs if self.app.total_runs is not None and not text and not statuses else None
+        if total is None:
+            total = store.count_runs() if not text and not statuses else -1
+        if worker.is_cancelled:
+            return
+        self.post_message(RunsPage(runs, append=append, total=total, exhausted=len(runs) < PAGE, token=token, elapsed_s=time.perf_counter() - t0))
+
+    def on_runs_page(self, message: RunsPage) -> None:
+        message.stop()
+        if message.token != self.token:
+            return
+        self.loading = False
+        if not message.append:
+            self.runs.clear()
+            self.server_rows = 0
+        for r in message.runs:
+            self.runs[int(r.id)] = r
+        self.server_rows += len(message.runs)
+        self.exhausted = message.exhausted
+        if message.total >= 0:
+            self.total_matching = message.total
+        self._rebuild()
+        if not self.loaded:
+            self.loaded = True
+            self.first_page_s = message.elapsed_s
+
+    def _maybe_load_more(self) -> None:
+        table = self.query_one(DataTable)
+        if self.loading or self.exhausted or table.cursor_row < table.row_count - 40:
+            return
+        self.loading = True
+        self._load_page(self.token, self.server_rows, self.text_filter, self.statuses, append=True)
+
+    # ------------------------------------------------------------------------------------------ live updates
+    def matches(self, run: Run) -> bool:
+        st = self.statuses
+        if st and run.status not in st:
+            return False
+        if self.text_filter:
+            t = self.text_filter.lower()
+            return any(t in (v or "").lower() for v in (run.name, run.experiment, run.claims))
+        return True
+
+    def catalog_changed(self, message: CatalogUpdate) -> None:
+        """Batched: changed rows are updated in place; new runs are inserted in order."""
+        if not self.loaded:
+            return
+        structural = False
+        changed: list[Run] = []
+        for run in message.runs:
+            rid = int(run.id)
+            known = rid in self.runs
+            if not self.matches(run):
+                if known:
+                    del self.runs[rid]
+                    structural = True
+                continue
+            if known:
+                self.runs[rid] = run
+                changed.append(run)
+            elif not self.order or rid > min(self.order) or self.exhausted:
+                self.runs[rid] = run
+                structural = True
+        if structural or (changed and self.sort_index != 0):
+            self._rebuild()
+        elif changed:
+            table = self.query_one(DataTable)
+            with self.app.batch_update():
+                for run in changed:
+                    self._update_row(table, run)
+        self._render_header()
+        self._render_status()
+
+    # ------------------------------------------------------------------------------------------ table
+    def _cells(self, run: Run) -> dict[str, object]:
+        now = self.app.clock()
+        rid = int(run.id)
+        sel = Text("◆", style=hex_colour(run_colour(rid))) if rid in self.app.selected else Text(" ")
+        glyph = STATUS_GLYPH.get(run.status, "?")
+        status = Text(f"{glyph} {run.status}", style=STATUS_STYLE.get(run.status, ""))
+        live = phase_text(run)
+        if run.status in ("running", "queued"):
+            prog = Text(progress_bar(run.progress, 6), style="green")
+            prog.append(f" {100 * (run.progress or 0):3.0f}%", style="")
+            if live:
+                prog.append(f" {live}", style="dim")
+        else:
+            prog = Text(f"{100 * (run.progress or 0):3.0f}%", style="dim" if run.status == "completed" else "")
+        return {
+            "sel": sel,
+            "id": Text(str(rid), justify="right"),
+            "name": run.name,
+            "experiment": run.experiment,
+            "status": status,
+            "progress": prog,
+            "clean": Text(pct(run.clean_error), justify="right"),
+            "fgsm": Text(pct(run.fgsm_error), justify="right"),
+            "duration": Text(duration(run, now), justify="right"),
+            "device": run.device or "—",
+            "started": fmt_started(run),
+        }
+
+    def _sort_key(self):  # noqa: ANN202
+        col = SORTS[self.sort_index][0]
+        now = self.app.clock()
+        if col == "id":
+            return lambda r: -int(r.id)
+        if col == "name":
+            return lambda r: (r.name.lower(), -int(r.id))
+        if col == "experiment":
+            return lambda r: (r.experiment.lower(), -int(r.id))
+        if col == "status":
+            order = {"running": 0, "queued": 1, "interrupted": 2, "failed": 3, "cancelled": 4, "completed": 5}
+            return lambda r: (order.get(r.status, 9), -int(r.id))
+        if col == "clean":
+            return lambda r: (r.clean_error is None, r.clean_error or 0.0, -int(r.id))
+        if col == "fgsm":
+            return lambda r: (r.fgsm_error is None, r.fgsm_error or 0.0, -int(r.id))
+        if col == "duration":
+            return lambda r: (-(elapsed_s(r, now) or -1.0), -int(r.id))
+        return lambda r: -int(r.id)
+
+    def _rebuild(self) -> None:
+        table = self.query_one(DataTable)
+        current = self.highlighted_id()
+        runs = sorted(self.runs.values(), key=self._sort_key(), reverse=self.sort_reverse)
+        self.order = [int(r.id) for r in runs]
+        keys = [k for k, _ in COLUMNS]
+        with self.app.batch_update():
+            table.clear()
+            for run in runs:
+                cells = self._cells(run)
+                table.add_row(*(cells[k] for k in keys), key=str(run.id))
+            if current is not None and current in self.runs:
+                table.move_cursor(row=table.get_row_index(str(current)), animate=False)
+        self._render_header()
+        self._render_status()
+
+    def _update_row(self, table: DataTable, run: Run) -> None:
+        cells = self._cells(run)
+        for key, value in cells.items():
+            if key == "sel":
+                continue
+            try:
+                table.update_cell(str(run.id), key, value)
+            except Exception:  # noqa: BLE001 - the row may have been removed meanwhile
+                return
+
+    def highlighted_id(self) -> int | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key
+        except Exception:  # noqa: BLE001
+            return None
+        return int(key.value) if key.value is not None else None
+
+    # ------------------------------------------------------------------------------------------ header/status
+    def _render_header(self) -> None:
+        running = sum(1 for r in self.runs.values() if r.status == "running")
+        total = self.app.total_runs if self.app.total_runs is not None else self.total_matching
+        title = Text.assemble(("adv-tui", "bold"), "  runs  ", (f"{total:,} in catalog" if total else "empty catalog", "dim"))
+        if running:
+            title.append(f"  ● {running} running", style="bold green")
+        self.query_one("#runs-title", Static).update(title)
+        filt = Text()
+        filt.append("status ", style="dim")
+        filt.append(STATUS_FILTERS[self.status_index][0], style="bold")
+        filt.append("  sort ", style="dim")
+        filt.append(SORTS[self.sort_index][1] + (" ↑" if self.sort_reverse else ""), style="bold")
+        if self.text_filter:
+            filt.append("  filter ", style="dim")
+            filt.append(f"“{self.text_filter}”", style="bold")
+        self.query_one("#runs-filters", Static).update(filt)
+
+    def _render_status(self) -> None:
+        if self.loading and not self.loaded:
+            text = "loading the catalog…"
+        elif not self.runs:
+            text = (
+                "no runs match the filter (esc clears it)"
+                if self.text_filter or self.statuses
+                else f"no runs yet in {self.app.store.url} · press l to launch one"
+            )
+        else:
+            shown = len(self.runs)
+            more = "" if self.exhausted else " (scroll for more)"
+            sel = f" · {len(self.app.selected)} selected (c compares)" if self.app.selected else " · space selects runs to compare"
+            total = self.total_matching if not (self.text_filter or self.statuses) else None
+            of = f" of {total:,}" if total and total > shown else ""
+            text = f"{shown:,}{of} runs loaded{more}{sel} · {self.app.store.url}"
+        self.query_one("#runs-status", Static).update(Text(text, style="dim", no_wrap=True, overflow="ellipsis"))
+
+    def selection_changed(self) -> None:
+        table = self.query_one(DataTable)
+        for rid in self.order:
+            try:
+                table.update_cell(str(rid), "sel", self._cells(self.runs[rid])["sel"])
+            except Exception:  # noqa: BLE001
+                pass
+        self._render_status()
+
+    # ------------------------------------------------------------------------------------------ events/actions
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._maybe_load_more()
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    @on(DataTable.HeaderSelected, "#runs-table")
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        key = event.column_key.value
+        for i, (col, _label) in enumerate(SORTS):
+            if col == key:
+                if i == self.sort_index:
+                    self.sort_reverse = not self.sort_reverse
+                else:
+                    self.sort_index, self.sort_reverse = i, False
+                self._rebuild()
+                return
+
+    def action_open(self) -> None:
+        rid = self.highlighted_id()
+        if rid is not None:
+            self.app.open_run(rid)
+
+    def action_toggle_select(self) -> None:
+        rid = self.highlighted_id()
+        if rid is None:
+            return
+        sel = self.app.selected
+        sel.symmetric_difference_update({rid})
+        table = self.query_one(DataTable)
+        table.update_cell(str(rid), "sel", self._cells(self.runs[rid])["sel"])
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1, animate=False)
+        self._render_status()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#runs-filter", Input)
+        if box.value or self.text_filter:
+            box.value = ""
+            self._apply_text("")
+        box.display = False
+        self.query_one(DataTable).focus()
+
+    @on(Input.Changed, "#runs-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        value = event.value.strip()
+        self._filter_timer = self.set_timer(0.15, lambda: self._apply_text(value))
+
+    @on(Input.Submitted, "#runs-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._apply_text(event.value.strip())
+        box = self.query_one("#runs-filter", Input)
+        box.display = bool(event.value.strip())
+        self.query_one(DataTable).focus()
+
+    def _apply_text(self, value: str) -> None:
+        if value != self.text_filter:
+            self.text_filter = value
+            self._render_header()
+            self.reload()
+
+    def on_key(self, event) -> None:  # noqa: ANN001
+        box = self.query_one("#runs-filter", Input)
+        if event.key == "escape" and box.has_focus:
+            event.stop()
+            self.action_clear_filter()
+        elif event.key == "down" and box.has_focus:
+            event.stop()
+            self.query_one(DataTable).focus()
+
+    def action_cycle_status(self) -> None:
+        self.status_index = (self.status_index + 1) % len(STATUS_FILTERS)
+        self._render_header()
+        self.reload()
+
+    def set_status_filter(self, label: str) -> None:
+        for i, (name, _st) in enumerate(STATUS_FILTERS):
+            if name == label:
+                self.status_index = i
+        self._render_header()
+        self.reload()
+
+    def action_cycle_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.sort_reverse = False
+        self._rebuild()
+
+    def action_cancel_run(self) -> None:
+        rid = self.highlighted_id()
+        if rid is None:
+            return
+        from .dialogs import confirm_cancel
+
+        confirm_cancel(self.app, self.runs[rid])

@@ -1,0 +1,96 @@
+"""28×28 images in 14 text rows, in colour: '▀' with the top pixel as foreground, the bottom as background."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+SIGN_COLOURS = {0: (15, 15, 15), 1: (128, 128, 128), 2: (245, 245, 245)}  # stored 0/1/2 = −1/0/+1
+
+
+def _grey(v: float) -> tuple[int, int, int]:
+    g = int(round(min(max(v, 0.0), 1.0) * 255))
+    return (g, g, g)
+
+
+def _rgb(c: tuple[int, int, int]) -> str:
+    return "rgb({},{},{})".format(*c)
+
+
+def image_text(values: bytes | Sequence[float], *, scale: float = 255.0, sign: bool = False) -> Text:
+    """784 values → a rich Text of 14 lines × 28 cells.
+
+    The glyphs are those of :func:`tui_adv.views.halfblock` (▀ ▄ █ and ░ ▒ for faint cells), so the
+    shape reads without colour (copy/paste, capture-pane); the colours then give each of the two pixels
+    of a cell its exact grey (sign images: white +1, black −1, grey 0)."""
+    vals = list(values)
+    text = Text(no_wrap=True, overflow="crop")
+    cache: dict[tuple, Style] = {}
+
+    def style(fg: tuple[int, int, int], bg: tuple[int, int, int]) -> Style:
+        key = (fg, bg)
+        st = cache.get(key)
+        if st is None:
+            st = cache[key] = Style(color=_rgb(fg), bgcolor=_rgb(bg))
+        return st
+
+    for r in range(0, 28, 2):
+        for c in range(28):
+            a, b = vals[r * 28 + c], vals[(r + 1) * 28 + c]
+            if sign:
+                top_c, bot_c = SIGN_COLOURS.get(int(a), (128, 128, 128)), SIGN_COLOURS.get(int(b), (128, 128, 128))
+                t_on, b_on = int(a) == 2, int(b) == 2
+                lt = lb = 0.0
+            else:
+                lt, lb = a / scale, b / scale
+                top_c, bot_c = _grey(lt), _grey(lb)
+                t_on, b_on = lt >= 0.5, lb >= 0.5
+            if t_on and b_on:
+                avg = tuple((x + y) // 2 for x, y in zip(top_c, bot_c))
+                text.append("█", style(avg, avg))
+            elif t_on:
+                text.append("▀", style(top_c, bot_c))
+            elif b_on:
+                text.append("▄", style(bot_c, top_c))
+            else:
+                level = max(lt, lb)
+                glyph = "▒" if level > 0.3 else "░" if level > 0.08 else " "
+                hi, lo = (top_c, bot_c) if lt >= lb else (bot_c, top_c)
+                if glyph == " ":
+                    text.append(" ", style(hi, tuple((x + y) // 2 for x, y in zip(top_c, bot_c))))
+                else:
+                    text.append(glyph, style(hi, lo))
+        if r < 26:
+            text.append("\n")
+    return text
+
+
+class Digit(Widget):
+    """One image with a caption of up to three lines below it."""
+
+    DEFAULT_CSS = """
+    Digit { width: 30; height: 18; padding: 0 1; }
+    """
+
+    def __init__(self, caption: str = "", *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._image: Text | None = None
+        self._caption = caption
+
+    def show(self, values: bytes | Sequence[float] | None, caption: str = "", *, scale: float = 255.0, sign: bool = False) -> None:
+        self._image = image_text(values, scale=scale, sign=sign) if values is not None else None
+        self._caption = caption
+        self.refresh()
+
+    def render(self) -> Text:
+        out = Text(no_wrap=True, overflow="ellipsis")
+        if self._image is not None:
+            out.append_text(self._image)
+        else:
+            out.append("\n" * 13)
+        out.append("\n")
+        out.append(Text.from_markup(self._caption) if self._caption else Text(""))
+        return out
