@@ -45,6 +45,7 @@ def make(seeded):
         kw.setdefault("clock", frozen_clock)
         kw.setdefault("poll_interval", 0.1)
         kw.setdefault("config_dirs", [REPO / "configs"])
+        kw.setdefault("catalog_label", "runs.db")
         return make_app(store=store, **kw)
 
     return factory

@@ -51,11 +51,14 @@ async def test_history_lists_runs_newest_first(make, seeded, until, size):
         screen = await home(pilot, until)
         assert table_ids(app) == sorted(ids.values(), reverse=True)
         t = screen.query_one("#runs-table", DataTable)
-        row = [str(c) for c in t.get_row(str(ids["running"]))]
-        assert "● running" in row[4] and "epoch 5/10" in row[5]
-        assert "30:00" in row[8]  # frozen clock: started 11:30, now 12:00
-        row = [str(c) for c in t.get_row(str(ids["softmax"]))]
-        assert row[6] == "7.56%" and row[7] == "99.81%" and row[8].strip() == "0:11"
+        def cell(rid, key):
+            return str(t.get_cell(str(rid), key))
+
+        assert "● running" in cell(ids["running"], "status") and "ep 5/10" in cell(ids["running"], "progress")
+        assert cell(ids["running"], "duration").strip() == "30:00"  # frozen clock: started 11:30, now 12:00
+        assert cell(ids["softmax"], "clean") == "7.56%" and cell(ids["softmax"], "fgsm") == "99.81%"
+        assert cell(ids["softmax"], "duration").strip() == "0:11"
+        assert ("started" in [c.key.value for c in t.columns.values()]) == (size[0] >= 110)
         assert "6 in catalog" in static_text(screen, "#runs-title")
 
 
@@ -123,7 +126,7 @@ async def test_live_updates_reach_the_history(make, seeded, until):
         screen = await home(pilot, until)
         store.update_run(ids["running"], progress=0.8, epoch=8)
         t = screen.query_one("#runs-table", DataTable)
-        await until(pilot, lambda: "epoch 9/10" in str(t.get_row(str(ids["running"]))[5]))
+        await until(pilot, lambda: "ep 9/10" in str(t.get_cell(str(ids["running"]), "progress")))
         new = store.create_run(name="fresh", experiment="softmax", config_json="{}", status="queued")
         await until(pilot, lambda: table_ids(app)[0] == int(new.id))
         assert "7 in catalog" in static_text(screen, "#runs-title")
@@ -138,7 +141,7 @@ async def test_dead_process_shows_interrupted(make, seeded, until):
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await home(pilot, until)
         t = screen.query_one("#runs-table", DataTable)
-        await until(pilot, lambda: "interrupted" in str(t.get_row(str(run.id))[4]))
+        await until(pilot, lambda: "interrupted" in str(t.get_cell(str(run.id), "status")))
 
 
 # ------------------------------------------------------------------------------------------ live / detail

@@ -91,9 +91,11 @@ class AdvApp(App):
         liveness_interval: float = LIVENESS_INTERVAL_S,
         config_dirs: list[Path] | None = None,
         poll: bool = True,
+        catalog_label: str | None = None,
     ) -> None:
         super().__init__()
         self.store = store
+        self.catalog_label = catalog_label or _label(store.url)
         self.data_dir = data_dir
         self.launch_request = launch
         self.clock: Clock = clock or real_clock
@@ -295,6 +297,7 @@ def make_app(
     liveness_interval: float = LIVENESS_INTERVAL_S,
     config_dirs: list[Path] | None = None,
     poll: bool = True,
+    catalog_label: str | None = None,
 ) -> AdvApp:
     """Build the app (shared by the CLI and the tests). Opening the catalog happens here, so a bad
     ``--db`` raises :class:`UserError` (one line, exit 2) before the terminal is taken over."""
@@ -309,7 +312,23 @@ def make_app(
         liveness_interval=liveness_interval,
         config_dirs=config_dirs,
         poll=poll,
+        catalog_label=catalog_label,
     )
+
+
+def _label(url: str) -> str:
+    """The catalog as the user would type it: a relative/home path for SQLite files, else the URL."""
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            pass
+        try:
+            return "~/" + str(path.relative_to(Path.home()))
+        except ValueError:
+            return str(path)
+    return url
 
 
 def run_app(db: str | None = None, data_dir: str | None = None, launch: tuple[str, list[str], str | None] | None = None) -> None:

@@ -132,10 +132,8 @@ class RunScreenBase(Screen):
         self.updates += 1
         with self.app.batch_update():
             self.apply(d)
-        if d.run is not None and d.run.status not in ACTIVE:
-            self.loaded = True
-        elif d.run is not None:
-            self.loaded = True
+        if d.run is not None and not self.want_samples:
+            self.loaded = True  # screens that wait for more (samples) set it themselves
 
     def apply(self, delta: RunDelta) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -18,6 +18,7 @@ from ...catalog.schema import Run
 from ..model import STATUS_GLYPH, STATUS_STYLE, config_diff, duration, hex_colour, pct, run_colour, run_config
 from ..widgets.charts import Chart, Series
 from ..widgets.footer import AppFooter
+from ..widgets.table import Table
 
 
 @dataclass
@@ -51,13 +52,13 @@ class CompareScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("Compare ", "bold"), (f"{len(self.run_ids)} runs", "bold"), ("  loading…", "dim")), id="compare-title", classes="topbar")
         with VerticalScroll(id="compare-scroll"):
-            yield DataTable(id="compare-legend", cursor_type="row", show_cursor=True)
+            yield Table(id="compare-legend", cursor_type="row", show_cursor=True)
             with Grid(id="compare-grid"):
                 yield Chart("accuracy vs ε (%)", xlabel="ε", ylim=(0, 100), empty="no sweeps", id="cmp-sweep")
                 yield Chart("test/valid error per epoch (%) · FGSM dotted", xlabel="epoch", empty="no per-epoch metrics", id="cmp-errors")
                 yield Chart("train loss per epoch", xlabel="epoch", empty="no per-epoch metrics", id="cmp-loss")
             yield Static(Text("config keys that differ", style="bold"), id="compare-diff-title")
-            yield DataTable(id="compare-diff", cursor_type="none", zebra_stripes=True)
+            yield Table(id="compare-diff", cursor_type="none", zebra_stripes=True)
         yield AppFooter()
 
     def on_mount(self) -> None:

@@ -20,6 +20,7 @@ from ..model import pct
 from ..widgets.charts import Chart, Series
 from ..widgets.digit import Digit
 from ..widgets.footer import AppFooter
+from ..widgets.table import Table
 from .base import RunScreenBase, config_renderable, run_title
 from .dialogs import ExportScreen
 
@@ -60,7 +61,7 @@ class RunDetailScreen(RunScreenBase):
         with TabbedContent(id="detail-tabs", initial="tab-sweep"):
             with TabPane("1 Sweep", id="tab-sweep"):
                 with Horizontal(id="sweep-row"):
-                    yield DataTable(id="sweep-table", cursor_type="row", zebra_stripes=True)
+                    yield Table(id="sweep-table", cursor_type="row", zebra_stripes=True)
                     yield Chart("accuracy vs ε (%)", xlabel="ε", ylim=(0, 100), empty="no sweep points yet", id="detail-sweep-chart")
             with TabPane("2 Perturbations", id="tab-views"):
                 with VerticalScroll():
@@ -88,7 +89,7 @@ class RunDetailScreen(RunScreenBase):
         yield AppFooter()
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # (the base class on_mount runs too: Textual calls every class's handler in the MRO)
         table = self.query_one("#sweep-table", DataTable)
         for key, label in (("attack", "attack"), ("eps", "ε"), ("acc", "accuracy"), ("err", "error"), ("conf", "mean conf"), ("confw", "conf on errors"), ("n", "n")):
             table.add_column(label, key=key)

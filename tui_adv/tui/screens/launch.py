@@ -46,33 +46,34 @@ class LaunchScreen(Screen):
                 yield Static(id="launch-desc")
                 with Grid(id="launch-grid"):
                     yield Label("epochs")
-                    yield Input(id="f-epochs", type="integer", placeholder="train.epochs")
+                    yield Input(compact=True, id="f-epochs", type="integer", placeholder="train.epochs")
                     yield Label("ε list")
-                    yield Input(id="f-eps", placeholder="sweep.epsilons, e.g. 0, .05, .1, .25")
+                    yield Input(compact=True, id="f-eps", placeholder="sweep.epsilons, e.g. 0, .05, .1, .25")
                     yield Label("α")
-                    yield Input(id="f-alpha", type="number", placeholder="train.alpha (weight of the clean loss)")
+                    yield Input(compact=True, id="f-alpha", type="number", placeholder="train.alpha (weight of the clean loss)")
                     yield Label("device")
-                    yield Select(DEVICES, id="f-device", allow_blank=False, value="auto")
+                    yield Select(DEVICES, id="f-device", allow_blank=False, value="auto", compact=True)
                     yield Label("seed")
-                    yield Input(id="f-seed", type="integer", placeholder="seed")
+                    yield Input(compact=True, id="f-seed", type="integer", placeholder="seed")
                     yield Label("profile")
-                    yield Input(id="f-profile", placeholder="profile tag (optional)")
+                    yield Input(compact=True, id="f-profile", placeholder="profile tag (optional)")
                     yield Label("extra --set")
-                    yield Input(id="f-extra", placeholder="key=value … e.g. data.train_limit=2000 data.test_limit=500")
+                    yield Input(compact=True, id="f-extra", placeholder="key=value … e.g. data.train_limit=2000 data.test_limit=500")
                 yield Static(id="launch-hint", classes="dim")
                 yield Static(id="launch-cmd")
                 yield Static(id="launch-error", classes="error")
                 with Horizontal(classes="buttons"):
-                    yield Button("Start (ctrl+s)", variant="primary", id="launch-start")
+                    yield Button("Start (ctrl+s)", variant="primary", id="launch-start", compact=True)
         yield AppFooter()
 
     def on_mount(self) -> None:
         self.configs = list_configs(self.app.config_dirs)
         ol = self.query_one("#launch-configs", OptionList)
         for c in self.configs:
-            label = Text(c.name, style="bold")
+            label = Text(c.name, style="bold", no_wrap=True, overflow="ellipsis")
             if c.claims:
-                label.append("  " + ",".join(c.claims), style="dim")
+                claims = ",".join(c.claims[:3]) + ("…" if len(c.claims) > 3 else "")
+                label.append("  " + claims, style="dim")
             ol.add_option(Option(label, id=str(c.path)))
         ol.border_title = "configs"
         self.query_one("#launch-hint", Static).update(gpu_hint())
@@ -99,7 +100,7 @@ class LaunchScreen(Screen):
         self.current = c
         desc = Text()
         desc.append(f"{c.name}", style="bold")
-        desc.append(f"  {c.path}\n", style="dim")
+        desc.append(f"  {c.path.parent.name}/{c.path.name}\n", style="dim")
         if c.error:
             desc.append(c.error, style="red")
         else:
@@ -190,7 +191,7 @@ class LaunchScreen(Screen):
         err.update("")
         if self.current is None:
             return
-        parts = ["adv-tui", "run", str(self.current.path.name if self.current.path.parent.name == "configs" else self.current.path), "--headless", "--device", device]
+        parts = ["adv-tui", "run", f"{self.current.path.parent.name}/{self.current.path.name}", "--headless", "--device", device]
         for o in overrides:
             parts += ["--set", o]
         cmd.update(Text.assemble(("$ ", "dim"), (" ".join(shlex.quote(p) for p in parts), "")))

@@ -51,7 +51,7 @@ class LiveRunScreen(RunScreenBase):
         yield AppFooter()
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # (the base class on_mount runs too: Textual calls every class's handler in the MRO)
         self.query_one("#live-log", RichLog).border_title = "log"
         self._render_head()
         self._config_shown = self.state.run is not None

@@ -30,6 +30,7 @@ from ..model import (
     run_colour,
 )
 from ..widgets.footer import AppFooter
+from ..widgets.table import Table
 
 PAGE = 200
 COLUMNS = [
@@ -45,6 +46,7 @@ COLUMNS = [
     ("device", "device"),
     ("started", "started"),
 ]
+NARROW_KEYS = ("sel", "id", "name", "status", "progress", "clean", "fgsm", "duration")
 SORTS: list[tuple[str, str]] = [
     ("id", "newest"),
     ("name", "name"),
@@ -56,7 +58,7 @@ SORTS: list[tuple[str, str]] = [
 ]
 
 
-class RunsTable(DataTable):
+class RunsTable(Table):
     """The history table; enter opens the highlighted run (shown in the footer)."""
 
     BINDINGS = [
@@ -101,14 +103,33 @@ class RunsScreen(Screen):
             yield Static(id="runs-title")
             yield Static(id="runs-filters")
         yield Input(placeholder="filter by name, experiment or claim id · enter to keep · esc to clear", id="runs-filter")
-        table: DataTable = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        for key, label in COLUMNS:
-            table.add_column(label, key=key)
-        yield table
+        yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-status", classes="statusbar")
         yield AppFooter()
 
+    @property
+    def keys(self) -> list[str]:
+        return [k for k, _ in COLUMNS if not self.narrow or k in NARROW_KEYS]
+
+    def _set_columns(self) -> None:
+        narrow = self.app.size.width < 110
+        if narrow == self.narrow:
+            return
+        self.narrow = narrow
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        for key, label in COLUMNS:
+            if key in self.keys:
+                table.add_column(label, key=key)
+        if self.loaded:
+            self._rebuild()
+
+    def on_resize(self) -> None:
+        self._set_columns()
+
     def on_mount(self) -> None:
+        self.narrow: bool | None = None
+        self._set_columns()
         self.query_one("#runs-filter", Input).display = False
         self.query_one(DataTable).focus()
         self._render_header()
@@ -213,10 +234,10 @@ class RunsScreen(Screen):
         status = Text(f"{glyph} {run.status}", style=STATUS_STYLE.get(run.status, ""))
         live = phase_text(run)
         if run.status in ("running", "queued"):
-            prog = Text(progress_bar(run.progress, 6), style="green")
-            prog.append(f" {100 * (run.progress or 0):3.0f}%", style="")
+            prog = Text("" if self.narrow else progress_bar(run.progress, 6) + " ", style="green")
+            prog.append(f"{100 * (run.progress or 0):3.0f}%", style="")
             if live:
-                prog.append(f" {live}", style="dim")
+                prog.append(" " + live.replace("epoch ", "ep "), style="dim")
         else:
             prog = Text(f"{100 * (run.progress or 0):3.0f}%", style="dim" if run.status == "completed" else "")
         return {
@@ -258,7 +279,7 @@ class RunsScreen(Screen):
         current = self.highlighted_id()
         runs = sorted(self.runs.values(), key=self._sort_key(), reverse=self.sort_reverse)
         self.order = [int(r.id) for r in runs]
-        keys = [k for k, _ in COLUMNS]
+        keys = self.keys
         with self.app.batch_update():
             table.clear()
             for run in runs:
@@ -271,11 +292,11 @@ class RunsScreen(Screen):
 
     def _update_row(self, table: DataTable, run: Run) -> None:
         cells = self._cells(run)
-        for key, value in cells.items():
+        for key in self.keys:
             if key == "sel":
                 continue
             try:
-                table.update_cell(str(run.id), key, value)
+                table.update_cell(str(run.id), key, cells[key], update_width=key == "progress")
             except Exception:  # noqa: BLE001 - the row may have been removed meanwhile
                 return
 
@@ -314,7 +335,7 @@ class RunsScreen(Screen):
             text = (
                 "no runs match the filter (esc clears it)"
                 if self.text_filter or self.statuses
-                else f"no runs yet in {self.app.store.url} · press l to launch one"
+                else f"no runs yet in {self.app.catalog_label} · press l to launch one"
             )
         else:
             shown = len(self.runs)
@@ -322,7 +343,7 @@ class RunsScreen(Screen):
             sel = f" · {len(self.app.selected)} selected (c compares)" if self.app.selected else " · space selects runs to compare"
             total = self.total_matching if not (self.text_filter or self.statuses) else None
             of = f" of {total:,}" if total and total > shown else ""
-            text = f"{shown:,}{of} runs loaded{more}{sel} · {self.app.store.url}"
+            text = f"{shown:,}{of} runs loaded{more}{sel} · {self.app.catalog_label}"
         self.query_one("#runs-status", Static).update(Text(text, style="dim", no_wrap=True, overflow="ellipsis"))
 
     def selection_changed(self) -> None:

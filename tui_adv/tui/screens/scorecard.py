@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Static
 
 from ..model import fmt_value, load_scorecard, row_run_ids
 from ..widgets.footer import AppFooter
+from ..widgets.table import Table
 
 PREFERRED = ("claim", "id", "title", "paper", "expected", "measured", "value", "verdict", "status", "runs", "run_ids")
 VERDICT_STYLE = {"pass": "bold green", "reproduced": "bold green", "ok": "bold green", "fail": "bold red", "not reproduced": "bold red", "partial": "yellow"}
@@ -39,7 +40,7 @@ class ScorecardScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("Scorecard", "bold"), ("  claims of the paper: measured vs paper · enter opens the runs behind a value", "dim")), classes="topbar")
         yield Static(Text("computing the scorecard…", style="dim"), id="scorecard-note")
-        yield DataTable(id="scorecard-table", cursor_type="row", zebra_stripes=True)
+        yield Table(id="scorecard-table", cursor_type="row", zebra_stripes=True)
         yield AppFooter()
 
     def on_mount(self) -> None:

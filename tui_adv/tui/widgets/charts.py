@@ -50,7 +50,7 @@ class Chart(PlotextPlot):
         self._version = 0
 
     def on_mount(self) -> None:
-        super().on_mount()
+        # (the base class on_mount runs too: Textual calls every class's handler in the MRO)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._invalidate())
 
     def _invalidate(self) -> None:

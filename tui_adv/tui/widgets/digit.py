@@ -20,6 +20,34 @@ def _rgb(c: tuple[int, int, int]) -> str:
     return "rgb({},{},{})".format(*c)
 
 
+QUADRANTS = " ▗▖▄▝▐▞▟▘▚▌▙▀▜▛█"  # index = TL*8 + TR*4 + BL*2 + BR
+
+
+def quadrant_text(values: bytes | Sequence[float], *, scale: float = 255.0, sign: bool = False) -> Text:
+    """784 values → 14 lines × 14 cells (2×2 pixels a cell, quadrant glyphs), for narrow terminals.
+    Colours: the mean grey of the 'on' pixels as foreground, of the 'off' ones as background."""
+    vals = list(values)
+    text = Text(no_wrap=True, overflow="crop")
+    for r in range(0, 28, 2):
+        for c in range(0, 28, 2):
+            px = [vals[r * 28 + c], vals[r * 28 + c + 1], vals[(r + 1) * 28 + c], vals[(r + 1) * 28 + c + 1]]
+            if sign:
+                on = [int(v) == 2 for v in px]
+                cols = [SIGN_COLOURS.get(int(v), (128, 128, 128)) for v in px]
+            else:
+                lv = [v / scale for v in px]
+                on = [v >= 0.5 for v in lv]
+                cols = [_grey(v) for v in lv]
+            idx = on[0] * 8 + on[1] * 4 + on[2] * 2 + on[3]
+            fg = [col for col, o in zip(cols, on) if o] or cols
+            bg = [col for col, o in zip(cols, on) if not o] or cols
+            mean = lambda cs: tuple(sum(ch) // len(cs) for ch in zip(*cs))  # noqa: E731
+            text.append(QUADRANTS[idx], Style(color=_rgb(mean(fg)), bgcolor=_rgb(mean(bg))))
+        if r < 26:
+            text.append("\n")
+    return text
+
+
 def image_text(values: bytes | Sequence[float], *, scale: float = 255.0, sign: bool = False) -> Text:
     """784 values → a rich Text of 14 lines × 28 cells.
 
@@ -77,18 +105,25 @@ class Digit(Widget):
 
     def __init__(self, caption: str = "", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._image: Text | None = None
+        self._values: bytes | Sequence[float] | None = None
+        self._opts: dict = {}
         self._caption = caption
 
     def show(self, values: bytes | Sequence[float] | None, caption: str = "", *, scale: float = 255.0, sign: bool = False) -> None:
-        self._image = image_text(values, scale=scale, sign=sign) if values is not None else None
+        self._values = values
+        self._opts = {"scale": scale, "sign": sign}
         self._caption = caption
-        self.refresh()
+        self.refresh(layout=True)
+
+    @property
+    def compact(self) -> bool:
+        """Quadrant glyphs (14 columns) when the terminal is too narrow for three 28-column images."""
+        return self.screen.has_class("-narrow")
 
     def render(self) -> Text:
-        out = Text(no_wrap=True, overflow="ellipsis")
-        if self._image is not None:
-            out.append_text(self._image)
+        out = Text(no_wrap=False, overflow="fold")
+        if self._values is not None:
+            out.append_text((quadrant_text if self.compact else image_text)(self._values, **self._opts))
         else:
             out.append("\n" * 13)
         out.append("\n")
