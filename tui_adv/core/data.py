@@ -103,7 +103,8 @@ def _unpack_into_cache(packed: list[Path]) -> Path:
             out = raw / p.name[:-3]
             if out.is_file():
                 continue
-            tmp = out.with_suffix(".tmp")
+            # a per-process temp name: several runs may unpack into a fresh cache at once
+            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
             try:
                 with gzip.open(p, "rb") as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
