@@ -122,6 +122,66 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def resume(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(help="The interrupted, cancelled or failed run to continue (see `adv-tui runs list`).")],
+    headless: Annotated[bool, typer.Option("--headless", help="No dashboard: progress bars on stderr.")] = False,
+    db: DbOpt = None,
+    data_dir: DataOpt = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda (default: the run's config, else auto).")] = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Continue an interrupted, cancelled or failed run from its last checkpoint, in the same run row.
+
+    Metric rows written after the checkpoint are dropped first, so nothing is duplicated; the model,
+    optimizer, RNG and data-order state come from the checkpoint, so on CPU with a fixed seed the run
+    ends exactly as an uninterrupted one would.
+    """
+    from .catalog import Store
+    from .core.data import load_mnist
+    from .runner import Runner, resolve_device
+
+    if device is not None and device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device is not None:
+        resolve_device(device)
+    db = _db(ctx, db)
+    data_dir = _data_dir(ctx, data_dir)
+    store = Store(db)
+    stop = threading.Event()
+    # every check (run state, checkpoint, device, dataset) happens before the catalog is written to
+    runner = Runner.for_resume(store, run_id, data_dir=data_dir, device=device, stop_event=stop)
+    resolve_device(runner.device_request)
+    load_mnist(data_dir, "cpu")
+    if not headless:
+        import inspect
+
+        from .tui.app import run_app
+
+        if "resume" in inspect.signature(run_app).parameters:
+            store.close()
+            run_app(db=db, data_dir=data_dir, resume=run_id)
+            return
+        _err_console().print("the dashboard cannot resume runs yet; resuming headless")
+    _install_signal_handlers(stop)
+    from .progress import RichProgress
+
+    renderer = RichProgress(_err_console(), enabled=not quiet)
+    runner.emit = renderer.handle
+    with renderer:
+        status = runner.execute()
+    run_row = store.get_run(run_id)
+    if as_json:
+        typer.echo(json.dumps(_run_json(store, run_row), default=_json_default))
+    else:
+        _print_summary(store, run_row)
+    if status != "completed":
+        _err_console().print(f"[red]run {run_row.id} {status}[/red]: {run_row.error or ''}")
+        raise typer.Exit(1)
+
+
 def _install_signal_handlers(stop: threading.Event) -> None:
     def handler(signum, _frame):  # noqa: ANN001
         if stop.is_set() and signum == signal.SIGINT:
@@ -313,6 +373,7 @@ def runs_export(
     if fmt not in ("csv", "json"):
         raise UserError(f"--format must be csv or json, got {fmt!r}")
     store = Store(_db(ctx, db))
+    store.refresh_liveness()
     run = store.get_run(run_id)
     if fmt == "json":
         doc = _run_json(store, run)

@@ -60,6 +60,14 @@ def checkpoint_dir(store: Store) -> Path:
     return cache_dir() / "checkpoints"
 
 
+def checkpoint_file(store: Store, run: Any) -> Path:
+    """``checkpoints/run-ID-CREATED.pt``: the run's creation time in the name keeps apart the runs of
+    different catalogs that share a checkpoint directory (two ``runs.db`` side by side, or one
+    ``$ADV_TUI_CHECKPOINTS`` for many catalogs), which would otherwise overwrite each other's run 1."""
+    stamp = run.created_at.strftime("%Y%m%dT%H%M%S%f") if run.created_at else "0"
+    return checkpoint_dir(store) / f"run-{run.id}-{stamp}.pt"
+
+
 def versions() -> dict[str, str]:
     from . import __version__
 
@@ -101,6 +109,7 @@ class CatalogWriter:
         self.error: BaseException | None = None
         self._progress: dict[str, Any] | None = None
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # the writer thread and sync() never flush at the same time
         self._stop = threading.Event()
         self._last_hb = 0.0
         self.thread = threading.Thread(target=self._loop, name=f"catalog-writer-{run_id}", daemon=True)
@@ -124,7 +133,19 @@ class CatalogWriter:
             self._stop.wait(FLUSH_S)
             self._flush()
 
+    def sync(self) -> None:
+        """Write everything queued so far, now, from the calling thread. The runner calls this before it
+        writes a checkpoint, so every metric row up to a checkpoint is in the catalog when the checkpoint
+        exists (a resume then only has to delete the rows after it)."""
+        self._flush()
+        if self.error is not None:
+            raise self.error
+
     def _flush(self) -> None:
+        with self._flush_lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
         try:
             items = []
             while True:
@@ -182,6 +203,8 @@ class Runner:
         self.stop_event = stop_event or threading.Event()
         self.parent_id = parent_id
         self.run_id: int | None = None
+        self.resume_from: dict | None = None  # a checkpoint to continue from (see for_resume)
+        self.resume_path: Path | None = None
 
     # ------------------------------------------------------------------------------------------ api
     def create(self) -> int:
@@ -203,6 +226,70 @@ class Runner:
         self.run_id = int(run.id)
         return self.run_id
 
+    @classmethod
+    def for_resume(
+        cls,
+        store: Store,
+        run_id: int,
+        *,
+        data_dir: str | None = None,
+        device: str | None = None,
+        emit: Emit | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> "Runner":
+        """A runner that continues run ``run_id`` from its last checkpoint, in the same run row.
+
+        Everything is checked before anything is written: a run that cannot be resumed (unknown id,
+        still running, completed, no or a corrupt checkpoint) raises :class:`UserError` and leaves the
+        catalog as it was."""
+        store.refresh_liveness()
+        run = store.get_run(run_id)
+        if run.status == "completed":
+            raise UserError(f"run {run_id} is already completed; nothing to resume")
+        if run.status in ("queued", "running"):
+            where = f"pid {run.pid} on {run.host}" if run.pid else "another process"
+            raise UserError(f"run {run_id} is still {run.status} ({where}); stop it first or wait for it to finish")
+        try:
+            cfg = config_from_json(run.config_json)
+        except (UserError, ValueError, TypeError) as e:  # ValueError: not JSON at all
+            raise UserError(f"run {run_id}'s stored config cannot be used any more: {e}") from None
+        # the row learns its checkpoint path just after the first checkpoint is written; a run killed in
+        # between still has the file at the path checkpoint_file() gives
+        path = Path(run.checkpoint_path) if run.checkpoint_path else checkpoint_file(store, run)
+        if not path.is_file():
+            raise UserError(f"run {run_id} ({run.status}) has no checkpoint at {path}; start it again with `adv-tui run`")
+        state = load_checkpoint(path)
+        try:
+            ts = state["train_state"]
+            int(ts["epoch"]), int(ts["step"])
+            state["model"], state["optimizer"], state["gen"], state["torch_rng"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"checkpoint {path} of run {run_id} is incomplete ({type(e).__name__}: {e}); start the run again") from None
+        if int(ts["epoch"]) > cfg.train.epochs:
+            raise UserError(f"checkpoint {path} is at epoch {ts['epoch']} but run {run_id} has {cfg.train.epochs} epochs; it belongs to another run")
+        try:
+            probe = build_model(cfg.model.kind, num_classes=2 if cfg.data.pair else 10, **cfg.model.params())
+            probe.load_state_dict(state["model"])
+        except (RuntimeError, ValueError, TypeError) as e:
+            raise UserError(f"checkpoint {path} does not match run {run_id}'s model ({type(e).__name__}); start the run again") from None
+        runner = cls(cfg, store, data_dir=data_dir, device=device, emit=emit, stop_event=stop_event)
+        runner.run_id = int(run_id)
+        runner.resume_from = state
+        runner.resume_path = path
+        return runner
+
+    def _rewind_catalog(self, run_id: int) -> None:
+        """Drop what the run wrote after its checkpoint: epoch metrics after the checkpoint's epoch,
+        batch losses after its global step, and the sweep (it is redone in full)."""
+        ts = self.resume_from["train_state"]
+        epoch, step = int(ts["epoch"]), int(ts["step"])
+        self.store.delete_metrics_after(run_id, step, keys=["batch_loss"])
+        self.store.delete_metrics_after(run_id, epoch, exclude_keys=["batch_loss"])
+        # the epoch metrics the checkpoint knows are rewritten (idempotent), in case the last flush was lost
+        rows = [(k, int(h["epoch"]), float(v)) for h in ts.get("history") or [] for k, v in h.items() if k != "epoch"]
+        self.store.add_metrics(run_id, rows)
+        self.store.delete_sweeps(run_id)
+
     def execute(self) -> str:
         """Run to the end; returns the final status (completed / cancelled / failed)."""
         if self.run_id is None:
@@ -210,15 +297,23 @@ class Runner:
         run_id = self.run_id
         assert run_id is not None
         device = resolve_device(self.device_request)  # a UserError here leaves the row for the caller
+        fields: dict[str, Any] = {}
+        if self.resume_from is not None:
+            self._rewind_catalog(run_id)
+            ts = self.resume_from["train_state"]
+            fields = dict(finished_at=None, error=None, traceback=None, summary_json=None, epoch=int(ts["epoch"]))
+            self.store.log(run_id, f"resumed from the checkpoint of epoch {ts['epoch']} (step {ts['step']}) by pid {os.getpid()} on {socket.gethostname()}")
+        else:
+            fields["started_at"] = utcnow()
         self.store.update_run(
             run_id,
             status="running",
-            started_at=utcnow(),
             heartbeat_at=utcnow(),
             pid=os.getpid(),
             host=socket.gethostname(),
             device=str(device),
             versions_json=json.dumps(versions()),
+            **fields,
         )
         writer = CatalogWriter(self.store, run_id)
         self.emit({"type": "run_start", "run_id": run_id, "name": self.cfg.name, "device": str(device)})
@@ -240,7 +335,13 @@ class Runner:
                 writer.close()
             except Exception as e:  # noqa: BLE001
                 status, error = "failed", f"catalog write failed: {e}"
-        fields: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error, "traceback": tb, "phase": None}
+        try:  # how hard the catalog was to write to (read by scripts/stress.py); never fails the run
+            self.store.set_artifact(
+                run_id, "catalog_stats", {"lock_retries": self.store.lock_retries, "slowest_write_s": round(self.store.slowest_write_s, 4), "pid": os.getpid()}
+            )
+        except Exception:  # noqa: BLE001
+            pass
+        fields = {"status": status, "finished_at": utcnow(), "error": error, "traceback": tb, "phase": None}
         if status == "completed":
             fields.update(progress=1.0, summary_json=json.dumps(summary))
         self.store.update_run(run_id, **fields)
@@ -265,7 +366,7 @@ class Runner:
         epochs = cfg.train.epochs
         train_share = 0.9 if cfg.sweep.enabled and epochs else (1.0 if epochs else 0.0)
         batches_per_epoch = max(1, -(-len(data.train) // cfg.train.batch_size))
-        ckpt_path = checkpoint_dir(self.store) / f"run-{run_id}.pt"
+        ckpt_path = self.resume_path or checkpoint_file(self.store, self.store.get_run(run_id))
 
         def on_train_event(e: dict) -> None:
             self.emit(e)
@@ -281,6 +382,7 @@ class Runner:
                 writer.log(e["message"])
 
         def save_checkpoint(trainer: Trainer) -> None:
+            writer.sync()  # every row up to this checkpoint is in the catalog before the checkpoint exists
             atomic_save(trainer.state_dict(), ckpt_path)
             writer.progress(checkpoint_path=str(ckpt_path))
             self.emit({"type": "checkpoint", "epoch": trainer.state.epoch, "path": str(ckpt_path)})
@@ -295,8 +397,20 @@ class Runner:
             checkpoint=save_checkpoint,
             batch_every=max(1, batches_per_epoch // 50),
         )
+        resumed_final = False
+        if self.resume_from is not None:
+            try:
+                trainer.load_state_dict(self.resume_from)
+            except (KeyError, RuntimeError, ValueError, TypeError) as e:
+                raise UserError(f"checkpoint {self.resume_path} does not match run {run_id}'s model ({type(e).__name__}: {e})") from None
+            resumed_final = bool(self.resume_from.get("final"))
+            writer.log(f"continuing at epoch {trainer.state.epoch + 1}/{epochs}" if not resumed_final else "training had finished; redoing the sweep")
         self.emit({"type": "phase", "phase": "train", "epochs": epochs, "batches": batches_per_epoch})
-        train_summary = trainer.run() if epochs else {}
+        train_summary = trainer.run() if epochs and not resumed_final else {}
+        if resumed_final:
+            train_summary = {"epochs_run": float(trainer.state.epoch)}
+            if cfg.train.early_stopping:
+                train_summary["best_epoch"] = float(trainer.state.best_epoch)
         # the final weights (after early stopping restored the best) are what load_model returns
         final = trainer.state_dict()
         final["final"] = True

@@ -53,13 +53,24 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 def _friendly(url: str, e: Exception) -> UserError:
-    msg = str(getattr(e, "orig", e)).strip().splitlines()[0] if str(e) else type(e).__name__
-    where = _sqlite_path(url) or url
+    text = str(getattr(e, "orig", e)).strip()
+    msg = text.splitlines()[0] if text else type(e).__name__
+    where = _sqlite_path(url) or _redact(url)
     if "file is not a database" in msg or "malformed" in msg:
         return UserError(f"catalog {where} is corrupt or not a SQLite database ({msg}); move it aside or pass --db to use another")
     if "readonly" in msg or "unable to open" in msg:
         return UserError(f"cannot write the catalog {where} ({msg}); check the path and its permissions, or pass --db")
     return UserError(f"catalog {where}: {msg}")
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for error messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return url
 
 
 def pid_alive(pid: int) -> bool:
@@ -112,8 +123,14 @@ class Store:
             return engine
         try:
             return create_engine(self.url, pool_pre_ping=True)
-        except (SQLAlchemyError, ImportError, ValueError) as e:
-            raise UserError(f"cannot use database URL {self.url}: {e}") from None
+        except ImportError as e:
+            scheme = self.url.split("://", 1)[0]
+            raise UserError(
+                f"cannot use database URL {_redact(self.url)}: its driver is not installed ({e}); "
+                f"install the SQLAlchemy driver for {scheme} (e.g. pip install 'psycopg[binary]' for postgresql) or use a SQLite path"
+            ) from None
+        except (SQLAlchemyError, ValueError) as e:
+            raise UserError(f"cannot use database URL {_redact(self.url)}: {e}") from None
 
     def _ensure_schema(self) -> None:
         insp = inspect(self.engine)
@@ -309,12 +326,36 @@ class Store:
 
         self._write(add)
 
-    def delete_metrics_after(self, run_id: int, step: int, keys_prefix: str = "") -> None:
+    def delete_metrics_after(
+        self,
+        run_id: int,
+        step: int,
+        keys_prefix: str = "",
+        *,
+        keys: Sequence[str] | None = None,
+        exclude_keys: Sequence[str] | None = None,
+    ) -> None:
+        """Delete a run's metric rows with ``step > step`` (optionally only ``keys``, or all but
+        ``exclude_keys``). A resume uses it to drop what was written after the checkpoint."""
+
         def rm(s: Session) -> None:
             stmt = delete(Metric).where(Metric.run_id == run_id, Metric.step > step)
             if keys_prefix:
                 stmt = stmt.where(col(Metric.key).startswith(keys_prefix))
+            if keys is not None:
+                stmt = stmt.where(col(Metric.key).in_(list(keys)))
+            if exclude_keys:
+                stmt = stmt.where(col(Metric.key).not_in(list(exclude_keys)))
             s.exec(stmt)
+
+        self._write(rm)
+
+    def delete_sweeps(self, run_id: int) -> None:
+        """Delete a run's sweep points and perturbation views (a resumed run redoes its sweep)."""
+
+        def rm(s: Session) -> None:
+            s.exec(delete(SweepPointRow).where(SweepPointRow.run_id == run_id))
+            s.exec(delete(Sample).where(Sample.run_id == run_id))
 
         self._write(rm)
 

@@ -173,6 +173,8 @@ class Trainer:
     def run(self) -> dict[str, float]:
         cfg = self.cfg
         while self.state.epoch < cfg.epochs:
+            if cfg.early_stopping and self.state.bad_epochs >= cfg.early_stopping.patience:
+                break  # resumed from the checkpoint of the epoch that triggered early stopping
             epoch = self.state.epoch + 1
             if cfg.mode == "augment" and not self.state.augmented and self.state.epoch >= self._augment_after():
                 self._augment()
