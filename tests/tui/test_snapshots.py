@@ -40,6 +40,14 @@ async def settle(pilot):
 
     await pilot.pause(0.2)
     await wait_for(pilot, lambda: not any(t._require_update_dimensions for t in pilot.app.screen.query(DataTable)))
+
+    def charts_drawn():
+        screen = pilot.app.screen
+        return not any(c.pending for c in screen.query(Chart) if screen.region.overlaps(c.region))  # on-screen ones
+
+    await wait_for(pilot, charts_drawn)
+    await pilot.pause(0.1)
+    await wait_for(pilot, charts_drawn)
     await pilot.pause(0.1)
 
 

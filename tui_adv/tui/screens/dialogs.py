@@ -12,16 +12,9 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Input, Label, Markdown, Static
+from textual.widgets import Button, Input, Label, Static
 
 from ...catalog.schema import ACTIVE, Run
-
-INTRO = """\
-**adv-tui** launches, watches and compares FGSM runs. Every run is a separate
-`adv-tui run --headless` process writing to the catalog, so you can quit at any time:
-runs go on, and reopening the dashboard shows them where they are.
-"""
-
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
@@ -30,27 +23,35 @@ class HelpScreen(ModalScreen[None]):
         super().__init__()
         self.under = under
 
-    def compose(self) -> ComposeResult:
-        app = self.app
-        lines = [INTRO, "", f"### {getattr(self.under, 'HELP_TITLE', type(self.under).__name__.replace('Screen', ''))} keys", ""]
-        for b in getattr(self.under, "BINDINGS", []):
+    def _keys(self, bindings) -> list[tuple[str, str]]:  # noqa: ANN001
+        out = []
+        for b in bindings:
             if isinstance(b, Binding) and b.description:
-                lines.append(f"- `{b.key_display or app.get_key_display(b)}` {b.description}")
+                out.append((b.key_display or self.app.get_key_display(b), b.description))
+        return out
+
+    def compose(self) -> ComposeResult:
+        title = getattr(self.under, "HELP_TITLE", type(self.under).__name__.replace("Screen", ""))
+        t = Text()
+        t.append("adv-tui", style="bold")
+        t.append(" launches, watches and compares FGSM runs. Every run is a separate `adv-tui run --headless` "
+                 "process writing to the catalog, so you can quit at any time: runs go on, and reopening the "
+                 "dashboard shows them where they are.\n")
+
+        def section(name: str, keys: list[tuple[str, str]]) -> None:
+            t.append(f"\n{name}\n", style="bold underline")
+            for key, desc in keys:
+                t.append(f"  {key:>8}  ", style="bold")
+                t.append(f"{desc}\n")
+
+        section(f"{title} keys", self._keys(getattr(self.under, "BINDINGS", [])))
         extra = getattr(self.under, "HELP_EXTRA", "")
         if extra:
-            lines += ["", extra]
-        lines += ["", "### Global keys", ""]
-        for b in app.BINDINGS:
-            if isinstance(b, Binding) and b.description:
-                lines.append(f"- `{b.key_display or app.get_key_display(b)}` {b.description}")
-        lines += [
-            "- `/` filter the history",
-            "- `ctrl+p` command palette (open run #id, status filters, themes…)",
-            "",
-            "`q` never quits while you type in a field; press `esc` first.",
-        ]
+            t.append("\n" + extra.replace("`", "") + "\n", style="italic")
+        section("Global keys", self._keys(self.app.BINDINGS) + [("/", "filter the history"), ("ctrl+p", "command palette: open run #id, status filters, themes…")])
+        t.append("\nq never quits while you type in a field; press esc first.\n", style="dim")
         with VerticalScroll(id="help-box"):
-            yield Markdown("\n".join(lines))
+            yield Static(t)
             yield Label(Text("esc / q / ? closes", style="dim"))
 
     def action_dismiss(self) -> None:  # noqa: D102
