@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from sqlalchemy import delete, event, func, inspect, or_, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from ..errors import NotFoundError, UserError
@@ -146,7 +146,18 @@ class Store:
             )
         if existing and "runs" in existing and stored is None:
             stored = 1  # written before the version table existed
-        self._retry(lambda: SQLModel.metadata.create_all(self.engine))
+        def _create_tables() -> None:
+            # several processes may open a fresh catalog at once: one of them wins the CREATE TABLE race
+            # and the others see "already exists"; a second pass (checkfirst) then finds every table
+            for attempt in range(5):
+                try:
+                    SQLModel.metadata.create_all(self.engine)
+                    return
+                except OperationalError as e:
+                    if "already exists" not in str(e).lower() or attempt == 4:
+                        raise
+
+        self._retry(_create_tables)
         with self.engine.begin() as conn:
             for v in range(stored + 1 if stored else SCHEMA_VERSION + 1, SCHEMA_VERSION + 1):
                 for stmt in MIGRATIONS.get(v, []):
@@ -162,7 +173,10 @@ class Store:
                     s.add(row)
                 else:
                     return
-                s.commit()
+                try:
+                    s.commit()
+                except IntegrityError:  # another process opening the fresh catalog stamped it first
+                    s.rollback()
 
         self._retry(_stamp)
 
