@@ -48,7 +48,8 @@ class HelpScreen(ModalScreen[None]):
         extra = getattr(self.under, "HELP_EXTRA", "")
         if extra:
             t.append("\n" + extra.replace("`", "") + "\n", style="italic")
-        section("Global keys", self._keys(self.app.BINDINGS) + [("/", "filter the history"), ("ctrl+p", "command palette: open run #id, status filters, themes…")])
+        shown = [b for b in self.app.BINDINGS if isinstance(b, Binding) and b.show]
+        section("Global keys", self._keys(shown) + [("/", "filter the history"), ("ctrl+p", "command palette: open run #id, status filters, themes…")])
         t.append("\nq never quits while you type in a field; press esc first.\n", style="dim")
         with VerticalScroll(id="help-box"):
             yield Static(t)

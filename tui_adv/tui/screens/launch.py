@@ -73,7 +73,8 @@ class LaunchScreen(Screen):
             label = Text(c.name, style="bold", no_wrap=True, overflow="ellipsis")
             if c.claims:
                 claims = ",".join(c.claims[:3]) + ("…" if len(c.claims) > 3 else "")
-                label.append("  " + claims, style="dim")
+                if len(c.name) + 2 + len(claims) <= 20:  # one line even in the narrow layout
+                    label.append("  " + claims, style="dim")
             ol.add_option(Option(label, id=str(c.path)))
         ol.border_title = "configs"
         self.query_one("#launch-hint", Static).update(gpu_hint())

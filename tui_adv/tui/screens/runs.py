@@ -71,6 +71,13 @@ class RunsTable(Table):
 class RunsScreen(Screen):
     """The history: sortable, filterable, newest first; space selects runs to compare."""
 
+    HELP_TITLE = "History"
+    HELP_EXTRA = (
+        "enter opens the highlighted run: its live screen while it runs, its detail once it has finished. "
+        "Click a column header to sort by it (again to reverse). g / G jump to the top / bottom; more rows "
+        "load as you scroll (200 at a time)."
+    )
+
     BINDINGS = [
         Binding("space", "toggle_select", "Select", show=True),
         Binding("slash", "filter", "Filter", key_display="/"),

@@ -14,8 +14,17 @@ from ..model import fmt_value, load_scorecard, row_run_ids
 from ..widgets.footer import AppFooter
 from ..widgets.table import Table
 
-PREFERRED = ("claim", "id", "title", "paper", "expected", "measured", "value", "verdict", "status", "runs", "run_ids")
-VERDICT_STYLE = {"pass": "bold green", "reproduced": "bold green", "ok": "bold green", "fail": "bold red", "not reproduced": "bold red", "partial": "yellow"}
+PREFERRED = ("claim", "id", "verdict", "status", "measured", "value", "paper", "expected", "title", "runs", "run_ids", "profile")
+VERDICT_STYLE = {
+    "pass": "bold green",
+    "reproduced": "bold green",
+    "ok": "bold green",
+    "fail": "bold red",
+    "not reproduced": "bold red",
+    "partial": "yellow",
+    "not run": "dim",
+}
+LONG = {"title": 44, "paper": 48, "measured": 48, "note": 40}
 
 
 class ScorecardData(Message):
@@ -86,9 +95,15 @@ class ScorecardScreen(Screen):
                     cell = Text(v, style=VERDICT_STYLE.get(v.lower(), "bold"))
                 else:
                     cell = fmt_value(v)
+                    if k in LONG and len(cell) > LONG[k]:
+                        cell = cell[: LONG[k] - 1] + "…"
                 cells.append(cell)
             table.add_row(*cells, key=str(i))
-        note.update(Text(f"{len(self.rows)} claims", style="dim"))
+        verdicts = [str(r.get("verdict", r.get("status", ""))).lower() for r in self.rows]
+        counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts) if v}
+        summary = " · ".join(f"{n} {v}" for v, n in counts.items())
+        hint = "  (nothing measured yet: run `adv-tui reproduce`)" if counts and set(counts) <= {"not run"} else ""
+        note.update(Text(f"{len(self.rows)} claims · {summary}{hint}", style="dim"))
         table.display = True
         table.focus()
 
