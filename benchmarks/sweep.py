@@ -141,6 +141,7 @@ def main() -> None:
             "per_eps_over_ours": round(med["per_eps"] / med["ours"], 3),
             **({"torchattacks_over_ours": round(med["torchattacks"] / med["ours"], 3)} if "torchattacks" in med else {}),
         },
+        "best_s": {k: round(min(v), 4) for k, v in times.items()},  # fastest round: robust to load spikes
         "n": len(y),
         "batch_size": bs,
         "repeats": args.repeats,

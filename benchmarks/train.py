@@ -225,6 +225,7 @@ def main() -> None:
             "adv_ours_over_adv_bare": round(med["adv_ours"] / med["adv_bare"], 3),
             **({"dataloader_over_ours": round(med["dataloader"] / med["ours"], 3)} if "dataloader" in med else {}),
         },
+        "best_s": {k: round(min(v), 4) for k, v in times.items()},  # fastest round: robust to load spikes
         "train_size": n,
         "eval_size": EVAL_N,
         "repeats": args.repeats,
