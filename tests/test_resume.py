@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -22,7 +23,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
-# maxout with dropout (the global torch RNG matters), 30 batches an epoch, 4 epochs
+# maxout with dropout (the global torch RNG matters), 30 batches an epoch, 6 epochs
+EPOCHS = 6
 KILL_ARGS = [
     "configs/maxout.toml",
     "--headless",
@@ -34,7 +36,7 @@ KILL_ARGS = [
     "--set",
     "data.test_limit=500",
     "--set",
-    "train.epochs=4",
+    "train.epochs=6",
     "--set",
     "model.units=48",
     "--set",
@@ -84,8 +86,8 @@ def test_kill9_mid_epoch_then_resume_equals_uninterrupted(tmp_path: Path, mnist_
         [sys.executable, "-m", "tui_adv.cli", "run", *KILL_ARGS, "--db", str(kill_db), "--json"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    # wait until it is in the middle of epoch 3 (epochs 1-2 checkpointed), then SIGKILL it
-    target = 2 * BATCHES + BATCHES // 2
+    # wait until it is past the checkpoint of epoch 2 and in the middle of an epoch, then SIGKILL it
+    target = 2 * BATCHES + BATCHES // 3
     deadline = time.monotonic() + 150
     step = 0
     while time.monotonic() < deadline and victim.poll() is None:
@@ -104,7 +106,8 @@ def test_kill9_mid_epoch_then_resume_equals_uninterrupted(tmp_path: Path, mnist_
     victim.wait(timeout=30)
     assert victim.returncode == -signal.SIGKILL
     killed_at = _metric_rows(kill_db, 1)
-    assert max(s for k, s, _ in killed_at if k == "batch_loss") < 4 * BATCHES  # really killed mid-run
+    assert max(s for k, s, _ in killed_at if k == "batch_loss") < EPOCHS * BATCHES  # really killed mid-run
+    epochs_done = max(s for k, s, _ in killed_at if k == "test_error")
 
     # readers see it as interrupted, the file is intact, the metrics so far are kept
     listed = _cli(["runs", "list", "--json", "--db", str(kill_db)], env)
@@ -126,7 +129,7 @@ def test_kill9_mid_epoch_then_resume_equals_uninterrupted(tmp_path: Path, mnist_
     assert b["sweeps"] == a["sweeps"]
     # the whole metric table, batch losses included, equals the uninterrupted run's: no duplicates, no gaps
     assert _metric_rows(kill_db, 1) == _metric_rows(ref_db, 1)
-    assert len([1 for k, _, _ in _metric_rows(kill_db, 1) if k == "batch_loss"]) == 4 * BATCHES
+    assert len([1 for k, _, _ in _metric_rows(kill_db, 1) if k == "batch_loss"]) == EPOCHS * BATCHES
     assert _sweep_rows(kill_db, 1) == _sweep_rows(ref_db, 1)
     with _ro(kill_db) as c:
         assert c.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1  # the same row, not a new run
@@ -134,7 +137,10 @@ def test_kill9_mid_epoch_then_resume_equals_uninterrupted(tmp_path: Path, mnist_
         status, error, finished = c.execute("SELECT status, error, finished_at FROM runs WHERE id = 1").fetchone()
         assert (status, error) == ("completed", None) and finished
         logs = [m for (m,) in c.execute("SELECT message FROM logs WHERE run_id = 1")]
-    assert any(m.startswith("resumed from the checkpoint of epoch 2") for m in logs), logs
+    resumed_at = [int(re.match(r"resumed from the checkpoint of epoch (\d+)", m).group(1)) for m in logs if m.startswith("resumed from")]
+    # rows are synced before each checkpoint, so the checkpoint is the last epoch with rows (or the one
+    # before, when the kill fell between the sync and the rename)
+    assert len(resumed_at) == 1 and resumed_at[0] in (epochs_done, epochs_done - 1) and resumed_at[0] >= 2, (resumed_at, epochs_done)
 
 
 # ------------------------------------------------------------------------------------------ in process
