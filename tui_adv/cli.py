@@ -511,7 +511,7 @@ def main() -> None:
     try:
         app()
     except UserError as e:
-        print(f"adv-tui: error: {e}", file=sys.stderr)
+        print("adv-tui: error: " + " ".join(str(e).split("\n")), file=sys.stderr)  # always one line
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         print("adv-tui: interrupted", file=sys.stderr)

@@ -177,7 +177,8 @@ class RunConfig(_Strict):
 
 # ------------------------------------------------------------------------------------------ loading
 def _fmt_loc(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    # a key with a newline or other control character is shown quoted, so the error stays one line
+    return ".".join(str(p) if str(p).isprintable() else repr(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
