@@ -417,3 +417,13 @@ def test_fuzz_overrides_only_raise_user_error(overrides):
         validate(apply_overrides({"name": "x", "model": {"kind": "softmax"}}, overrides))
     except UserError as e:
         assert "\n" not in str(e)
+
+
+def test_resume_on_another_device_than_it_trained_on(capsys, db):
+    """Run 2 trained on the CPU; its generator states do not fit a CUDA generator. Without --device the
+    resume picks the CPU by itself (also where a GPU is visible); asking for another device is refused."""
+    con = sqlite3.connect(db)
+    con.execute("UPDATE runs SET device = 'cuda:0' WHERE id = 2")  # pretend it trained on a GPU
+    con.commit()
+    con.close()
+    check(capsys, db, ["resume", "2", "--headless", "--device", "cpu", "--db", str(db)], "was trained on cuda", "--device cuda")

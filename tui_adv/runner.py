@@ -272,6 +272,14 @@ class Runner:
             probe.load_state_dict(state["model"])
         except (RuntimeError, ValueError, TypeError) as e:
             raise UserError(f"checkpoint {path} does not match run {run_id}'s model ({type(e).__name__}); start the run again") from None
+        # the checkpoint's generator states belong to the device the run trained on (a CUDA generator
+        # state does not fit a CPU generator), so a resume continues there unless told otherwise
+        ran_on = (run.device or "").split(":")[0] or None
+        if ran_on and int(ts["epoch"]) > 0:
+            wanted = resolve_device(device).type if device else ran_on
+            if wanted != ran_on:
+                raise UserError(f"run {run_id} was trained on {ran_on}; resume it there (--device {ran_on}): its checkpoint's random-number state belongs to that device")
+            device = ran_on
         runner = cls(cfg, store, data_dir=data_dir, device=device, emit=emit, stop_event=stop_event)
         runner.run_id = int(run_id)
         runner.resume_from = state
