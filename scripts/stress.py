@@ -86,12 +86,16 @@ def expected_rows(cfg: dict) -> dict[str, int]:
 
 def reader(db: Path, stop: threading.Event, stats: ReaderStats, interval: float = 0.5, liveness_every: float = 5.0) -> None:
     """Poll like the dashboard: history list + liveness + one incremental feed per run, at 2 Hz."""
-    from tui_adv.catalog import Store
-    from tui_adv.tui.feed import RunFeed
+    try:
+        from tui_adv.catalog import Store
+        from tui_adv.tui.feed import RunFeed
 
-    while not db.exists() and not stop.is_set():
-        time.sleep(0.05)
-    store = Store(str(db))
+        while not db.exists() and not stop.is_set():
+            time.sleep(0.05)
+        store = Store(str(db))
+    except Exception as e:  # noqa: BLE001 - e.g. textual missing: the reader never ran, which is a failure
+        stats.errors.append(f"reader could not start: {type(e).__name__}: {e}")
+        return
     feeds: dict[int, RunFeed] = {}
     last_liveness = 0.0
     try:

@@ -93,10 +93,16 @@ class Store:
         self.host = socket.gethostname()
         try:
             self.engine = self._make_engine()
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
+
+            def ping() -> None:
+                with self.engine.connect() as conn:  # the connect hook sets WAL, which needs the lock
+                    conn.exec_driver_sql("SELECT 1")
+
+            # several processes opening one (fresh) catalog at once can meet SQLITE_BUSY where SQLite does
+            # not wait (switching to WAL, WAL recovery): the whole opening is retried like any write
+            self._retry(ping)
             if create:
-                self._ensure_schema()
+                self._retry(self._ensure_schema)
         except UserError:
             raise
         except (SQLAlchemyError, OSError) as e:
