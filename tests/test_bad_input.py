@@ -20,6 +20,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from _helpers import main_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 SOFTMAX = str(REPO / "configs" / "softmax.toml")
@@ -27,20 +28,7 @@ TINY = ["--set", "data.train_limit=300", "--set", "data.test_limit=100", "--set"
 MNIST_GZ = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
-def _main(capsys, *args: str) -> tuple[int, str, str]:
-    from tui_adv.cli import main
-
-    argv = sys.argv
-    sys.argv = ["adv-tui", *args]
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        sys.argv = argv
-    out, err = capsys.readouterr()
-    return code, out, err
+_main = main_in_process
 
 
 def snapshot(db: Path) -> dict:

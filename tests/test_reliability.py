@@ -15,25 +15,12 @@ import pytest
 import torch
 
 from tui_adv.catalog.schema import utcnow
+from _helpers import main_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _main(capsys, *args: str) -> tuple[int, str, str]:
-    """``adv-tui ARGS`` in this process through ``tui_adv.cli.main`` (the console script's entry)."""
-    from tui_adv.cli import main
-
-    argv = sys.argv
-    sys.argv = ["adv-tui", *args]
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    finally:
-        sys.argv = argv
-    out, err = capsys.readouterr()
-    return code, out, err
+_main = main_in_process
 
 
 def _dead_pid() -> int:

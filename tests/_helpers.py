@@ -1,0 +1,22 @@
+"""Helpers shared by test modules (imported as a plain module: pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """``adv-tui ARGS`` in this process through ``tui_adv.cli.main`` (the console script's entry)."""
+    from tui_adv.cli import main
+
+    argv = sys.argv
+    sys.argv = ["adv-tui", *args]
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = argv
+    out, err = capsys.readouterr()
+    return code, out, err
