@@ -440,8 +440,6 @@ def reproduce(
     rep = Reproducer(store, profile, only=only.split(",") if only else None, fresh=fresh, data_dir=data_dir, device=device, stop_event=stop)
     _install_signal_handlers(stop)
     err = _err_console()
-    from .progress import RichProgress
-
     t0 = time.perf_counter()
 
     def emit(e: dict) -> None:
@@ -449,16 +447,12 @@ def reproduce(
             err.rule(f"[bold]{e['index']}/{e['steps']} {e['key']}[/bold] ({', '.join(e['claims'])})")
         elif e["type"] == "step_end":
             err.print(f"{e['key']}: {e['status']} (run {e['run_id']}, {e['seconds']:.0f} s)")
+        elif e["type"] == "run_start":
+            err.print(f"run [bold]{e['run_id']}[/bold] · {e['name']} · device {e['device']}")
         elif e["type"] == "suite_end":
             err.print(f"suite finished in {e['seconds']:.0f} s")
 
-    renderer = RichProgress(err, enabled=False)
-
-    def both(e: dict) -> None:
-        emit(e)
-        renderer.handle(e)
-
-    rep.emit = both
+    rep.emit = emit
     rep.run()
     elapsed = time.perf_counter() - t0
     results = scorecard(store, [profile])
