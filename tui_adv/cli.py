@@ -357,6 +357,30 @@ def runs_show(
             [f"clean: {s.label}→{s.clean_pred} ({100 * s.clean_conf:.1f}%)", f"sign(∇x J), ε={s.epsilon:g}", f"adversarial: →{s.adv_pred} ({100 * s.adv_conf:.1f}%)"],
         )
         typer.echo("\n".join(lines))
+    _print_analysis(store, run.id, con.width)
+
+
+def _print_analysis(store, run_id: int, width: int) -> None:
+    """The P20 logit curve and P21 weight images, when the run stored those artifacts; an artifact that
+    cannot be drawn becomes a one-line note (the rest of `runs show` still prints, exit 0)."""
+    from .views import logit_curve_chart, weights_view
+
+    try:
+        arts = store.artifacts(run_id)
+    except ValueError as e:  # a stored payload that is not JSON
+        typer.echo(f"(analysis artifacts of run {run_id} are unreadable: {' '.join(str(e).split())})")
+        return
+    width = max(40, width)
+    if "logit_curve" in arts:
+        try:
+            typer.echo(logit_curve_chart(arts["logit_curve"], width=min(width - 2, 120), height=28 if width >= 100 else 24))
+        except ValueError as e:
+            typer.echo(f"(P20 logit curve not drawn: {' '.join(str(e).split())})")
+    if "weights" in arts:
+        try:
+            typer.echo("\n".join(weights_view(arts["weights"], width=width)))
+        except ValueError as e:
+            typer.echo(f"(P21 weight images not drawn: {' '.join(str(e).split())})")
 
 
 @runs_app.command("export")
