@@ -216,11 +216,16 @@ def _ticks(lo: float, hi: float) -> list[float]:
 def _magnitude(filt: Sequence[float], signs: Sequence[int] | None) -> list[float]:
     """A filter stored min..max-scaled to [0, 1] → |w| scaled to [0, 1] (by its 99th percentile).
 
-    w = 0 sits between the largest negative-weight pixel and the smallest positive one (the stored sign
-    image tells them apart); without signs the median stands in for it."""
+    The stored scaling lost where w = 0 is; it lies between the largest negative-weight pixel and the
+    smallest positive one (the stored signs tell them apart). Most pixels of a filter carry small
+    weights, so the median, moved into that interval, stands in for it."""
     neg = [v for v, s in zip(filt, signs or ()) if s < 0]
     pos = [v for v, s in zip(filt, signs or ()) if s > 0]
-    zero = (max(neg) + min(pos)) / 2 if neg and pos else sorted(filt)[len(filt) // 2]
+    zero = sorted(filt)[len(filt) // 2]
+    if neg:
+        zero = max(zero, max(neg))
+    if pos:
+        zero = min(zero, min(pos))
     mag = [abs(v - zero) for v in filt]
     top = sorted(mag)[int(0.99 * (len(mag) - 1))] or max(mag) or 1.0
     return [min(1.0, v / top) for v in mag]
