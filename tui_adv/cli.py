@@ -322,7 +322,8 @@ def runs_show(
     as_json: JsonOpt = False,
     samples: Annotated[int, typer.Option("--samples", help="Perturbation views to draw.")] = 2,
 ) -> None:
-    """One run: status, config, final metrics, sweep table and curve, perturbation views."""
+    """One run: status, config, final metrics, sweep table and curve, perturbation views, and the P20 logit
+    curve or P21 weight images when the run stored them."""
     from .catalog import Store
     from .views import accuracy_chart, halfblock, side_by_side, sign_image
 
