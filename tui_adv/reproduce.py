@@ -41,6 +41,9 @@ class Step:
     analysis: str | None = None  # analysis kind
     parents: dict[str, str] = field(default_factory=dict)  # role -> step key
     params: dict[str, Any] = field(default_factory=dict)
+    # a training step that retrains ``retrain_of``'s config without a validation split (all training
+    # images), without early stopping, for the number of epochs that run early-stopped at (P08)
+    retrain_of: str | None = None
 
 
 def _maxout_quick(epochs: int, **extra: Any) -> dict[str, Any]:
@@ -68,12 +71,16 @@ def suite(profile: str) -> list[Step]:
         Step("maxout1600", ["P07"], "maxout1600.toml",
              _maxout_quick(3, **{"data.train_limit": 10000}) if q else {"train.epochs": 1000, **es_naive}),
     ]
+    # P08: early stopping on adversarial validation error, then the same recipe on all 60k for the
+    # epoch count early stopping chose; the claim is the mean test error of the retrained runs
     for s in range(2 if q else 5):
         steps.append(
-            Step(f"maxout1600_adv@s{s}", ["P08"], "maxout1600_adv.toml",
-                 {**_maxout_quick(3, **{"data.train_limit": 10000}), "seed": s, "sweep.epsilons": [0.0, 0.25]} if q
+            Step(f"maxout1600_adv_es@s{s}", ["P08"], "maxout1600_adv.toml",
+                 {**_maxout_quick(3, **{"data.train_limit": 10000}), "seed": s, "sweep.epsilons": [0.0, 0.25],
+                  "data.validation": True, "train.early_stopping": {"metric": "valid_adv_error", "patience": 1}} if q
                  else {"seed": s, "train.epochs": 1000, **es_adv})
         )
+        steps.append(Step(f"maxout1600_adv@s{s}", ["P08"], retrain_of=f"maxout1600_adv_es@s{s}"))
     for s in range(12):
         steps.append(
             Step(f"ensemble@s{s}", ["P18"], "maxout.toml",
@@ -103,16 +110,31 @@ def suite(profile: str) -> list[Step]:
     return steps
 
 
-def step_config(step: Step, profile: str):
+def step_config(step: Step, profile: str, retrain_from: Run | None = None):
+    """The validated config of a training step. For a retrain step, ``retrain_from`` is the finished
+    early-stopped run: its config, all training images, no early stopping, its best epoch count."""
     import tomllib
 
-    path = CONFIG_DIR / step.config
-    if not path.is_file():
-        raise UserError(f"the suite needs {path}, which is missing")
-    raw = tomllib.loads(path.read_text())
-    raw.setdefault("name", path.stem)
-    flat = [f"{k}={json.dumps(v) if not isinstance(v, dict) else _toml_inline(v)}" for k, v in step.overrides.items()]
-    raw = apply_overrides(raw, flat)
+    if step.retrain_of is not None:
+        if retrain_from is None:
+            raise UserError(f"step {step.key} retrains {step.retrain_of}, which has no completed run")
+        raw = json.loads(retrain_from.config_json)
+        best = json.loads(retrain_from.summary_json or "{}").get("best_epoch")
+        if not best:
+            raise UserError(f"run {retrain_from.id} ({step.retrain_of}) recorded no best epoch to retrain for")
+        raw.setdefault("data", {})["validation"] = False
+        raw.setdefault("train", {})["early_stopping"] = None
+        raw["train"]["epochs"] = int(best)
+        raw["description"] = f"{step.retrain_of} retrained on all training images for its best epoch count ({int(best)}) [run {retrain_from.id}]"
+        path = Path(f"<retrain of run {retrain_from.id}>")
+    else:
+        path = CONFIG_DIR / step.config
+        if not path.is_file():
+            raise UserError(f"the suite needs {path}, which is missing")
+        raw = tomllib.loads(path.read_text())
+        raw.setdefault("name", path.stem)
+        flat = [f"{k}={json.dumps(v) if not isinstance(v, dict) else _toml_inline(v)}" for k, v in step.overrides.items()]
+        raw = apply_overrides(raw, flat)
     raw["name"] = f"{profile}:{step.key}"
     raw["experiment"] = step.key
     raw["profile"] = profile
@@ -214,6 +236,8 @@ class Reproducer:
             keep.add(key)
             for parent in by_key[key].parents.values():
                 need(parent)
+            if by_key[key].retrain_of:
+                need(by_key[key].retrain_of)
 
         for s in steps:
             if wanted & set(s.claims):
@@ -232,14 +256,21 @@ class Reproducer:
                 break
             self.emit({"type": "step_start", "key": step.key, "index": i, "steps": len(self.steps), "claims": step.claims})
             st = time.perf_counter()
-            if step.config:
-                cfg = step_config(step, self.profile)
+            if step.config or step.retrain_of:
+                source = None
+                if step.retrain_of:
+                    source = done.get(step.retrain_of) or find_completed(self.store, step.retrain_of, self.profile)
+                    if source is None:
+                        self.emit({"type": "step_end", "key": step.key, "run_id": None, "status": "skipped (a parent run is missing)", "seconds": 0.0})
+                        continue
+                cfg = step_config(step, self.profile, source)
                 existing = None if self.fresh else find_completed(self.store, step.key, self.profile, cfg.to_json())
                 if existing is not None:
                     done[step.key] = existing
                     self.emit({"type": "step_end", "key": step.key, "run_id": existing.id, "status": "reused", "seconds": 0.0})
                     continue
-                runner = Runner(cfg, self.store, data_dir=self.data_dir, device=str(device), emit=self.emit, stop_event=self.stop_event)
+                runner = Runner(cfg, self.store, data_dir=self.data_dir, device=str(device), emit=self.emit, stop_event=self.stop_event,
+                                parent_id=None if source is None else int(source.id))
                 runner.create()
                 status = runner.execute()
                 run = self.store.get_run(runner.run_id)

@@ -1,0 +1,107 @@
+"""The reproduction suite's structure and orchestration: every claim has a step, parents run before the
+analyses and retrains that use them, ``--only`` pulls in what a claim needs, finished steps are reused,
+and a retrain step (P08) takes its early-stopped parent's config and best epoch count."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tui_adv import reproduce as rp
+from tui_adv.catalog.store import Store
+from tui_adv.claims import CLAIMS
+from tui_adv.errors import UserError
+
+
+@pytest.mark.parametrize("profile", rp.PROFILES)
+def test_suite_covers_every_claim_and_orders_parents_first(profile):
+    steps = rp.suite(profile)
+    keys = [s.key for s in steps]
+    assert len(keys) == len(set(keys))
+    assert {c.id for c in CLAIMS} <= {c for s in steps for c in s.claims}
+    seen: set[str] = set()
+    for s in steps:
+        for parent in list(s.parents.values()) + ([s.retrain_of] if s.retrain_of else []):
+            assert parent in seen, f"{s.key} needs {parent} before it"
+        assert (s.config is not None) + (s.analysis is not None) + (s.retrain_of is not None) == 1, s.key
+        seen.add(s.key)
+
+
+@pytest.mark.parametrize("profile", rp.PROFILES)
+def test_every_training_step_config_validates(profile):
+    for s in rp.suite(profile):
+        if s.config:
+            cfg = rp.step_config(s, profile)
+            assert cfg.experiment == s.key and cfg.profile == profile and cfg.claims == s.claims
+
+
+def test_p08_is_early_stopped_then_retrained_per_seed():
+    for profile, seeds in (("quick", 2), ("paper", 5)):
+        steps = {s.key: s for s in rp.suite(profile)}
+        for i in range(seeds):
+            es = rp.step_config(steps[f"maxout1600_adv_es@s{i}"], profile)
+            assert es.data.validation and es.train.early_stopping.metric == "valid_adv_error" and es.seed == i
+            assert steps[f"maxout1600_adv@s{i}"].retrain_of == f"maxout1600_adv_es@s{i}"
+
+
+def test_only_selects_a_claims_steps_and_their_parents():
+    r = rp.Reproducer.__new__(rp.Reproducer)
+    keys = [s.key for s in r._select(rp.suite("quick"), ["p08"])]
+    assert keys == ["maxout1600_adv_es@s0", "maxout1600_adv@s0", "maxout1600_adv_es@s1", "maxout1600_adv@s1"]
+    keys = [s.key for s in r._select(rp.suite("quick"), ["P11"])]
+    assert keys == ["maxout", "maxout_adv", "transfer_naive_to_adv"]
+    with pytest.raises(UserError, match="unknown claim"):
+        r._select(rp.suite("quick"), ["P99"])
+
+
+def _fake_run(config: dict, summary: dict, run_id: int = 7):
+    class R:  # the two fields step_config reads from a catalog Run
+        pass
+
+    r = R()
+    r.id, r.config_json, r.summary_json = run_id, json.dumps(config), json.dumps(summary)
+    return r
+
+
+def test_retrain_config_takes_the_parents_recipe_without_validation_or_early_stopping():
+    steps = {s.key: s for s in rp.suite("quick")}
+    parent_cfg = rp.step_config(steps["maxout1600_adv_es@s1"], "quick")
+    step = steps["maxout1600_adv@s1"]
+    cfg = rp.step_config(step, "quick", _fake_run(json.loads(parent_cfg.to_json()), {"best_epoch": 2.0}))
+    assert cfg.train.epochs == 2 and cfg.train.early_stopping is None and not cfg.data.validation
+    assert cfg.experiment == "maxout1600_adv@s1" and cfg.claims == ["P08"] and cfg.seed == 1
+    assert cfg.model == parent_cfg.model and cfg.train.mode == "adversarial" and cfg.train.alpha == 0.5
+    assert "run 7" in cfg.description
+    with pytest.raises(UserError, match="no best epoch"):
+        rp.step_config(step, "quick", _fake_run(json.loads(parent_cfg.to_json()), {}))
+    with pytest.raises(UserError, match="no completed run"):
+        rp.step_config(step, "quick", None)
+
+
+def test_reproducer_runs_a_retrain_after_its_parent_and_reuses_both(tmp_path, monkeypatch, mnist_root):
+    """A miniature suite through the real Reproducer: early stopping on validation, the retrain on
+    all training images for the best epoch count (parent_id pointing to the early-stopped run), and a
+    second pass that creates no run."""
+    small = {"data.train_limit": 600, "data.test_limit": 300, "sweep.epsilons": [0.0, 0.25], "sweep.samples": 0}
+    steps = [
+        rp.Step("soft_es", ["P01"], "softmax.toml",
+                {**small, "train.epochs": 4, "data.validation": True, "train.early_stopping": {"metric": "valid_error", "patience": 1}}),
+        rp.Step("soft_full", ["P01"], retrain_of="soft_es"),
+    ]
+    monkeypatch.setattr(rp, "suite", lambda profile: steps)
+    store = Store(str(tmp_path / "runs.db"))
+    events: list[dict] = []
+    ids = rp.Reproducer(store, "quick", data_dir=str(mnist_root), device="cpu", emit=events.append).run()
+    es, full = store.get_run(ids["soft_es"]), store.get_run(ids["soft_full"])
+    best = int(json.loads(es.summary_json)["best_epoch"])
+    assert 1 <= best <= 4
+    cfg = json.loads(full.config_json)
+    assert full.status == "completed" and full.parent_id == es.id
+    assert cfg["train"]["epochs"] == best and cfg["train"]["early_stopping"] is None and cfg["data"]["validation"] is False
+    assert json.loads(full.summary_json)["epochs_run"] == best
+
+    before = len(store.list_runs())
+    again = rp.Reproducer(store, "quick", data_dir=str(mnist_root), device="cpu", emit=events.append).run()
+    assert again == ids and len(store.list_runs()) == before
+    assert [e["status"] for e in events if e["type"] == "step_end"][-2:] == ["reused", "reused"]
