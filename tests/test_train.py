@@ -325,6 +325,28 @@ def test_analytic_logistic_equals_fgsm_loss_away_from_clamp(images, labels):
         assert analytic_loss(model, x, y, 0.2) > analytic_loss(model, x, y, 0.0) + 0.1
 
 
+def test_analytic_seed_form_is_worst_case_for_positives_only(images, labels):
+    """The seed's ζ(−y(wᵀx+b − ε‖w‖₁)): equal to the worst case on y = +1 examples, and on y = −1
+    examples equal to the loss at the perturbation that *helps* (x − ε·sign(w), the opposite of FGSM)."""
+    torch.manual_seed(1)
+    model = LogisticRegression()
+    with torch.no_grad():
+        model.linear.weight.normal_(0, 0.05)
+    x = images(64, seed=13, low=0.3, high=0.7)
+    y = labels(64, num_classes=2, seed=13)
+    eps = 0.2
+    pos, neg = y == 1, y == 0
+    assert pos.any() and neg.any()
+    with torch.no_grad():
+        seed_pos = analytic_loss(model, x[pos], y[pos], eps, "seed")
+        worst_pos = analytic_loss(model, x[pos], y[pos], eps)
+        seed_neg = analytic_loss(model, x[neg], y[neg], eps, "seed")
+        helped = x[neg] - eps * model.linear.weight.sign().view(1, 1, 28, 28)  # lowers z: helps y = −1
+        torch.testing.assert_close(seed_pos, worst_pos)
+        torch.testing.assert_close(seed_neg, head_loss("binary", model(helped), y[neg]), rtol=1e-5, atol=1e-6)
+        assert seed_neg < head_loss("binary", model(x[neg]), y[neg]) < analytic_loss(model, x[neg], y[neg], eps)
+
+
 def test_analytic_softmax_bounds_fgsm_loss(images, labels):
     """Softmax: the pessimistic closed form is an upper bound on the loss at any L∞ perturbation
     (FGSM included), exact for two classes (where the FGSM step is the worst case)."""

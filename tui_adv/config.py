@@ -103,6 +103,10 @@ class TrainConfig(_Strict):
     """Weight of the clean loss: J̃ = αJ(x) + (1−α)J(x_adv) (adversarial, analytic, noise modes)."""
     epsilon: NonNeg = 0.25
     """ε of the adversarial/noise examples during training."""
+    analytic_form: Literal["worst_case", "seed"] = "worst_case"
+    """mode = "analytic", logistic model: ``worst_case`` = ζ(ε‖w‖₁ − y(wᵀx+b)), the true worst case for
+    both labels; ``seed`` = the seed report's written form ζ(−y(wᵀx+b − ε‖w‖₁)), worst case for y = +1
+    but the *best* case for y = −1 (kept to reproduce and explain S05)."""
     l1: NonNeg = 0.0025
     """L1 coefficient on the first layer's weights (mode = "l1", P05)."""
     augment_ratio: Annotated[float, Field(gt=0, le=10)] = 1.0

@@ -98,13 +98,18 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return max(cfg.lr * cfg.lr_decay**step, cfg.min_lr) if cfg.lr_decay < 1 else cfg.lr
 
 
-def analytic_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """Closed-form worst-case loss of a linear model under an L∞ perturbation of size ε."""
+def analytic_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, form: str = "worst_case") -> torch.Tensor:
+    """Closed-form worst-case loss of a linear model under an L∞ perturbation of size ε.
+
+    ``form="seed"`` (binary only): the seed report's ζ(−y(wᵀx + b − ε‖w‖₁)), which shifts the logit
+    down by ε‖w‖₁ for both labels: the worst case for y = +1, the best case for y = −1."""
     logits = model(x)
     w = model.linear.weight
     if model.head == "binary":
         s = y.to(logits.dtype) * 2 - 1
         z = logits.reshape(-1)
+        if form == "seed":
+            return F.softplus(-s * (z - eps * w.abs().sum())).mean()
         return F.softplus(-(s * z - eps * w.abs().sum())).mean()  # ζ(−y(wᵀx + b) + ε‖w‖₁)
     # softmax: z_c + ε‖w_c − w_y‖₁ for c ≠ y (0 for c = y)
     diff = (w.unsqueeze(0) - w[y].unsqueeze(1)).abs().sum(dim=2)  # (N, C)
@@ -283,7 +288,7 @@ class Trainer:
         a = cfg.alpha
         if mode == "analytic":
             logits = model(x)
-            loss = a * head_loss(head, logits, y) + (1 - a) * analytic_loss(model, x, y, cfg.epsilon)
+            loss = a * head_loss(head, logits, y) + (1 - a) * analytic_loss(model, x, y, cfg.epsilon, cfg.analytic_form)
             loss.backward()
             return loss, logits
         if mode in ("sign_noise", "uniform_noise"):

@@ -238,7 +238,8 @@ class RunDetailScreen(RunScreenBase):
             for role, data in weights.items():
                 if not isinstance(data, dict):
                     continue
-                notes.append(f"{role}: localization {data.get('localization', float('nan')):.3f}")
+                loc = data.get("localization")
+                notes.append(f"{role}: localization {loc:.3f}" if isinstance(loc, (int, float)) else f"{role}: localization —")
                 for i, f in enumerate((data.get("filters") or [])[:8]):
                     if isinstance(f, list) and len(f) == 784:
                         d = Digit()
