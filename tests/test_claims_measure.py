@@ -493,15 +493,7 @@ def _read_keys(store: Store, cid: str) -> tuple[set[str], set[str]]:
     return ctx.keys, ctx.prefixes
 
 
-S07_BUG = ("reproduce.suite: S07 reads maxout's ε=.25 error (m_s07) but the maxout step does not list S07, "
-           "so `reproduce --only S07` never runs maxout and S07 stays NOT RUN")
-NOISE_BUG = ("reproduce.suite: P13/P14's direction compares with maxout's ε=.25 error (m_p13/m_p14 '_naive') but the maxout step does "
-             "not list P13/P14, so after `reproduce --only P13` (or P14) the direction is blank")
-
-
-@pytest.mark.parametrize("cid", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=S07_BUG)) if c == "S07"
-                                 else pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=NOISE_BUG)) if c in ("P13", "P14")
-                                 else c for c in IDS])
+@pytest.mark.parametrize("cid", IDS)
 def test_reproduce_only_this_claim_runs_every_step_its_measure_reads(cid, cat, store):
     cat.write(SPECS[cid].plant(paper_values(cid)))
     keys, prefixes = _read_keys(store, cid)
@@ -513,7 +505,7 @@ def test_reproduce_only_this_claim_runs_every_step_its_measure_reads(cid, cat, s
             assert any(k.startswith(prefix + "@") for k in selected), (profile, prefix)
 
 
-@pytest.mark.parametrize("cid", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=S07_BUG)) if c == "S07" else c for c in IDS])
+@pytest.mark.parametrize("cid", IDS)
 def test_reproduce_only_this_claim_runs_every_step_its_verdict_needs(cid, store):
     required = set().union(*SPECS[cid].required)
     for profile in ("quick", "paper"):
