@@ -69,7 +69,7 @@ def test_retrain_config_takes_the_parents_recipe_without_validation_or_early_sto
     parent_cfg = rp.step_config(steps["maxout1600_adv_es@s1"], "quick")
     step = steps["maxout1600_adv@s1"]
     cfg = rp.step_config(step, "quick", _fake_run(json.loads(parent_cfg.to_json()), {"best_epoch": 2.0}))
-    assert cfg.train.epochs == 2 and cfg.train.early_stopping is None and not cfg.data.validation
+    assert cfg.train.epochs == 2 and cfg.train.early_stopping is None and not cfg.data.validation and cfg.sweep.enabled
     assert cfg.experiment == "maxout1600_adv@s1" and cfg.claims == ["P08"] and cfg.seed == 1
     assert cfg.model == parent_cfg.model and cfg.train.mode == "adversarial" and cfg.train.alpha == 0.5
     assert "run 7" in cfg.description
@@ -105,3 +105,19 @@ def test_reproducer_runs_a_retrain_after_its_parent_and_reuses_both(tmp_path, mo
     again = rp.Reproducer(store, "quick", data_dir=str(mnist_root), device="cpu", emit=events.append).run()
     assert again == ids and len(store.list_runs()) == before
     assert [e["status"] for e in events if e["type"] == "step_end"][-2:] == ["reused", "reused"]
+
+
+def test_report_markdown_appends_the_discussion_file(tmp_path, capsys):
+    from _helpers import main_in_process
+
+    db = str(tmp_path / "runs.db")
+    disc = tmp_path / "discussion.md"
+    disc.write_text("## Discussion\n\n- **P02**: under-trained maxout.\n")
+    code, out, err = main_in_process(capsys, "report", "--db", db, "--markdown", "--discussion", str(disc))
+    assert code == 0, err
+    assert out.startswith("# Reproduction report") and out.rstrip().endswith("- **P02**: under-trained maxout.")
+    assert "**0 PASS · 0 FAIL · 28 NOT RUN** of 28 claims." in out
+    code, out, err = main_in_process(capsys, "report", "--db", db, "--discussion", str(disc))
+    assert code == 2 and err.count("\n") == 1 and "--markdown" in err
+    code, out, err = main_in_process(capsys, "report", "--db", db, "--markdown", "--discussion", str(tmp_path / "nope.md"))
+    assert code == 2 and err.count("\n") == 1 and "nope.md" in err and "Traceback" not in err

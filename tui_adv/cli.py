@@ -509,11 +509,22 @@ def report(
     as_json: JsonOpt = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print REPRODUCTION.md.")] = False,
     profile: Annotated[Optional[str], typer.Option("--profile", help="Only this profile (default: paper where run, else quick).")] = None,
+    discussion: Annotated[
+        Optional[Path], typer.Option("--discussion", help="With --markdown: append this hand-written Markdown file (the discussion of each FAIL).")
+    ] = None,
 ) -> None:
     """The scorecard: every claim with the paper's value, the measured one and a verdict."""
     from .catalog import Store
     from .claims import scorecard
 
+    text = None
+    if discussion is not None:
+        if not markdown:
+            raise UserError("--discussion goes with --markdown")
+        try:
+            text = discussion.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read the discussion file {discussion}: {e.__class__.__name__}: {e}") from None
     store = Store(_db(ctx, db))
     results = scorecard(store, [profile] if profile else None)
     if as_json:
@@ -521,7 +532,7 @@ def report(
     elif markdown:
         from .report import markdown as md
 
-        typer.echo(md(store, results))
+        typer.echo(md(store, results, discussion=text))
     else:
         _print_scorecard(results)
 
