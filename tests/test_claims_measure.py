@@ -625,3 +625,14 @@ def test_reproduce_quick_s05_end_to_end_then_reused(capsys, catalog_url, mnist_r
     assert again["runs"] == ids and again["measured"] == s05["measured"]
     assert time.perf_counter() - t0 < first_s / 2
     store.close()
+
+
+def test_s05_a_collapsed_analytic_model_is_not_the_papers_side(cat, store):
+    """A near-constant 0-vs-1 predictor scores the majority share (53.66%) at every ε, which beats a
+    naive model at ε=.3 without being robust: the side check looks at its clean accuracy too."""
+    for clean, side in ((99.4, "yes"), (53.66, "no")):
+        planted = paper_values("S05")
+        runs = SPECS["S05"].plant(planted)
+        runs["logreg_0v1_analytic"].points[0.0] = pt(0.0, accuracy=clean)
+        cat.write(runs)
+        assert measure(store, "S05").direction == side
