@@ -14,7 +14,8 @@ from ..model import fmt_value, load_scorecard, row_run_ids
 from ..widgets.footer import AppFooter
 from ..widgets.table import Table
 
-PREFERRED = ("claim", "id", "verdict", "status", "measured", "value", "paper", "expected", "title", "runs", "run_ids", "profile")
+PREFERRED = ("claim", "id", "verdict", "status", "direction", "measured", "value", "paper", "expected", "title", "profile", "runs", "run_ids")
+LABELS = {"direction": "paper's side"}
 VERDICT_STYLE = {
     "pass": "bold green",
     "reproduced": "bold green",
@@ -24,7 +25,7 @@ VERDICT_STYLE = {
     "partial": "yellow",
     "not run": "dim",
 }
-LONG = {"title": 44, "paper": 48, "measured": 48, "note": 40}
+LONG = {"title": 28, "paper": 38, "measured": 52, "note": 40}
 
 
 class ScorecardData(Message):
@@ -84,7 +85,7 @@ class ScorecardScreen(Screen):
                     keys.append(k)
         table.clear(columns=True)
         for k in keys:
-            table.add_column(k, key=k)
+            table.add_column(LABELS.get(k, k), key=k)
         for i, r in enumerate(self.rows):
             cells = []
             for k in keys:
