@@ -22,7 +22,7 @@ def test_suite_covers_every_claim_and_orders_parents_first(profile):
     assert {c.id for c in CLAIMS} <= {c for s in steps for c in s.claims}
     seen: set[str] = set()
     for s in steps:
-        for parent in list(s.parents.values()) + ([s.retrain_of] if s.retrain_of else []):
+        for parent in s.needs:
             assert parent in seen, f"{s.key} needs {parent} before it"
         assert (s.config is not None) + (s.analysis is not None) + (s.retrain_of is not None) == 1, s.key
         seen.add(s.key)

@@ -45,6 +45,11 @@ class Step:
     # images), without early stopping, for the number of epochs that run early-stopped at (P08)
     retrain_of: str | None = None
 
+    @property
+    def needs(self) -> list[str]:
+        """The step keys whose runs this step reads (analysis parents, the run it retrains)."""
+        return [*self.parents.values(), *([self.retrain_of] if self.retrain_of else [])]
+
 
 def _maxout_quick(epochs: int, **extra: Any) -> dict[str, Any]:
     return {"train.epochs": epochs, "train.eval_limit": 2000, "sweep.samples": 8, **extra}
@@ -235,10 +240,8 @@ class Reproducer:
             if key in keep:
                 return
             keep.add(key)
-            for parent in by_key[key].parents.values():
+            for parent in by_key[key].needs:
                 need(parent)
-            if by_key[key].retrain_of:
-                need(by_key[key].retrain_of)
 
         for s in steps:
             if wanted & set(s.claims):
@@ -252,18 +255,22 @@ class Reproducer:
         device = resolve_device(self.device)
         done: dict[str, Run] = {}
         t0 = time.perf_counter()
+
+        def completed(key: str) -> Run | None:  # a parent: run by this pass, else found in the catalog
+            return done.get(key) or find_completed(self.store, key, self.profile)
+
+        def skip(step: Step) -> None:
+            self.emit({"type": "step_end", "key": step.key, "run_id": None, "status": "skipped (a parent run is missing)", "seconds": 0.0})
         for i, step in enumerate(self.steps, 1):
             if self.stop_event.is_set():
                 break
             self.emit({"type": "step_start", "key": step.key, "index": i, "steps": len(self.steps), "claims": step.claims})
             st = time.perf_counter()
             if step.config or step.retrain_of:
-                source = None
-                if step.retrain_of:
-                    source = done.get(step.retrain_of) or find_completed(self.store, step.retrain_of, self.profile)
-                    if source is None:
-                        self.emit({"type": "step_end", "key": step.key, "run_id": None, "status": "skipped (a parent run is missing)", "seconds": 0.0})
-                        continue
+                source = completed(step.retrain_of) if step.retrain_of else None
+                if step.retrain_of and source is None:
+                    skip(step)
+                    continue
                 cfg = step_config(step, self.profile, source)
                 existing = None if self.fresh else find_completed(self.store, step.key, self.profile, cfg.to_json())
                 if existing is not None:
@@ -282,14 +289,9 @@ class Reproducer:
                     continue
                 done[step.key] = run
             else:
-                parents = {}
-                for role, key in step.parents.items():
-                    r = done.get(key) or find_completed(self.store, key, self.profile)
-                    if r is None:
-                        break
-                    parents[role] = r
-                if len(parents) != len(step.parents):
-                    self.emit({"type": "step_end", "key": step.key, "run_id": None, "status": "skipped (a parent run is missing)", "seconds": 0.0})
+                parents = {role: completed(key) for role, key in step.parents.items()}
+                if any(r is None for r in parents.values()):
+                    skip(step)
                     continue
                 run = self._analysis(step, parents, device)
                 if run is None:
