@@ -87,8 +87,7 @@ def run(
     from .runner import Runner, resolve_device
 
     cfg = load_config(config, overrides or [])
-    if device is not None and device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"--device must be auto, cpu or cuda, got {device!r}")
+    _check_device_option(device)
     resolve_device(device or cfg.device)  # fail before a run row exists
     db = _db(ctx, db)
     data_dir = _data_dir(ctx, data_dir)
@@ -105,21 +104,8 @@ def run(
     stop = threading.Event()
     runner = Runner(cfg, store, data_dir=data_dir, device=device, stop_event=stop)
     _install_signal_handlers(stop)
-    from .progress import RichProgress
-
-    renderer = RichProgress(_err_console(), enabled=not quiet)
-    runner.emit = renderer.handle
     runner.create()
-    with renderer:
-        status = runner.execute()
-    run_row = store.get_run(runner.run_id)
-    if as_json:
-        typer.echo(json.dumps(_run_json(store, run_row), default=_json_default))
-    else:
-        _print_summary(store, run_row)
-    if status != "completed":
-        _err_console().print(f"[red]run {run_row.id} {status}[/red]: {run_row.error or ''}")
-        raise typer.Exit(1)
+    _execute_and_report(store, runner, quiet=quiet, as_json=as_json)
 
 
 @app.command()
@@ -143,8 +129,7 @@ def resume(
     from .core.data import load_mnist
     from .runner import Runner, resolve_device
 
-    if device is not None and device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"--device must be auto, cpu or cuda, got {device!r}")
+    _check_device_option(device)
     if device is not None:
         resolve_device(device)
     db = _db(ctx, db)
@@ -156,23 +141,26 @@ def resume(
     resolve_device(runner.device_request)
     load_mnist(data_dir, "cpu")
     if not headless:
-        import inspect
-
-        from .tui.app import run_app
-
-        if "resume" in inspect.signature(run_app).parameters:
-            store.close()
-            run_app(db=db, data_dir=data_dir, resume=run_id)
-            return
         _err_console().print("the dashboard cannot resume runs yet; resuming headless")
     _install_signal_handlers(stop)
+    _execute_and_report(store, runner, quiet=quiet, as_json=as_json)
+
+
+def _check_device_option(device: str | None) -> None:
+    if device is not None and device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda, got {device!r}")
+
+
+def _execute_and_report(store, runner, *, quiet: bool, as_json: bool) -> None:  # noqa: ANN001
+    """Execute a created (or resumable) run headless with progress bars on stderr, then print its
+    summary (or its JSON); exit 1 unless it completed."""
     from .progress import RichProgress
 
     renderer = RichProgress(_err_console(), enabled=not quiet)
     runner.emit = renderer.handle
     with renderer:
         status = runner.execute()
-    run_row = store.get_run(run_id)
+    run_row = store.get_run(runner.run_id)
     if as_json:
         typer.echo(json.dumps(_run_json(store, run_row), default=_json_default))
     else:
