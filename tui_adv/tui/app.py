@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -286,34 +286,11 @@ class AdvApp(App):
         return launched
 
 
-def make_app(
-    db: str | None = None,
-    data_dir: str | None = None,
-    launch: tuple[str, list[str], str | None] | None = None,
-    *,
-    store: Store | None = None,
-    clock: Clock | None = None,
-    poll_interval: float = POLL_INTERVAL_S,
-    liveness_interval: float = LIVENESS_INTERVAL_S,
-    config_dirs: list[Path] | None = None,
-    poll: bool = True,
-    catalog_label: str | None = None,
-) -> AdvApp:
-    """Build the app (shared by the CLI and the tests). Opening the catalog happens here, so a bad
-    ``--db`` raises :class:`UserError` (one line, exit 2) before the terminal is taken over."""
-    if store is None:
-        store = Store(db)
-    return AdvApp(
-        store,
-        data_dir=data_dir,
-        launch=launch,
-        clock=clock,
-        poll_interval=poll_interval,
-        liveness_interval=liveness_interval,
-        config_dirs=config_dirs,
-        poll=poll,
-        catalog_label=catalog_label,
-    )
+def make_app(db: str | None = None, *, store: Store | None = None, **options: Any) -> AdvApp:
+    """Build the app (shared by the CLI and the tests): ``options`` are :class:`AdvApp`'s keywords.
+    Opening the catalog happens here, so a bad ``--db`` raises :class:`UserError` (one line, exit 2)
+    before the terminal is taken over."""
+    return AdvApp(store if store is not None else Store(db), **options)
 
 
 def _label(url: str) -> str:

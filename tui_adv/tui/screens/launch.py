@@ -124,6 +124,16 @@ class LaunchScreen(Screen):
         self.query_one("#f-alpha", Input).disabled = c.mode in ("clean", "l1", "augment")
         self._preview()
 
+    def _number(self, field: str, parse: type, what: str) -> int | float | None:
+        """The parsed value of a number field; None when it is empty."""
+        v = self.query_one(field, Input).value.strip()
+        if not v:
+            return None
+        try:
+            return parse(v)
+        except ValueError:
+            raise ValueError(f"{what}, got {v!r}") from None
+
     def overrides(self) -> tuple[list[str], str]:
         """The --set overrides for the fields that differ from the config, and the device.
         Raises ValueError with a readable message on bad input."""
@@ -131,36 +141,21 @@ class LaunchScreen(Screen):
         if c is None:
             raise ValueError("pick a config first")
         out: list[str] = []
-        v = self.query_one("#f-epochs", Input).value.strip()
-        if v:
-            try:
-                epochs = int(v)
-            except ValueError:
-                raise ValueError(f"epochs must be a whole number, got {v!r}") from None
-            if epochs != c.epochs:
-                out.append(f"train.epochs={epochs}")
+        epochs = self._number("#f-epochs", int, "epochs must be a whole number")
+        if epochs is not None and epochs != c.epochs:
+            out.append(f"train.epochs={epochs}")
         v = self.query_one("#f-eps", Input).value.strip()
         if v:
             eps = parse_eps_list(v)
             if eps != (c.epsilons or []):
                 out.append("sweep.epsilons=[" + ", ".join(f"{e:g}" for e in eps) + "]")
-        alpha_box = self.query_one("#f-alpha", Input)
-        v = alpha_box.value.strip()
-        if v and not alpha_box.disabled:
-            try:
-                alpha = float(v)
-            except ValueError:
-                raise ValueError(f"α must be a number in [0, 1], got {v!r}") from None
-            if alpha != c.alpha:
+        if not self.query_one("#f-alpha", Input).disabled:
+            alpha = self._number("#f-alpha", float, "α must be a number in [0, 1]")
+            if alpha is not None and alpha != c.alpha:
                 out.append(f"train.alpha={alpha:g}")
-        v = self.query_one("#f-seed", Input).value.strip()
-        if v:
-            try:
-                seed = int(v)
-            except ValueError:
-                raise ValueError(f"seed must be a whole number, got {v!r}") from None
-            if seed != c.seed:
-                out.append(f"seed={seed}")
+        seed = self._number("#f-seed", int, "seed must be a whole number")
+        if seed is not None and seed != c.seed:
+            out.append(f"seed={seed}")
         v = self.query_one("#f-profile", Input).value.strip()
         if v and v != (c.profile or ""):
             out.append(f'profile="{v}"')
