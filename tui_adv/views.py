@@ -127,7 +127,10 @@ def _logit_series(curve: Any) -> tuple[list[float], list[list[float]], int | Non
 def logit_winners(curve: Any) -> dict[str, Any]:
     """Which class has the largest logit along the curve: the wrong class winning most often for ε < 0
     and for ε > 0 (None where the true class always wins), and the share of |ε| ≥ 1 won by a wrong class."""
-    xs, series, true = _logit_series(curve)
+    return _winners(*_logit_series(curve))
+
+
+def _winners(xs: list[float], series: list[list[float]], true: int | None) -> dict[str, Any]:
     k = len(series)
     winner = [max(range(k), key=lambda c: series[c][i]) for i in range(len(xs))]
 
@@ -153,7 +156,7 @@ def logit_curve_chart(curve: Any, *, width: int = 78, height: int = 24) -> str:
     import plotext as plt
 
     xs, series, true = _logit_series(curve)
-    win = logit_winners(curve)
+    win = _winners(xs, series, true)
     labels = {c: str(c) for c in range(len(series))}
     neg, pos = win["wins_negative"], win["wins_positive"]
     if neg is not None and neg == pos:
