@@ -411,3 +411,44 @@ def test_dashboard_module_keeps_headless_imports_out():
     code = "import sys, tui_adv.tui.model; assert 'textual' not in sys.modules, 'textual imported'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+async def test_launch_number_fields_give_overrides_or_one_readable_error(make, until):
+    """epochs, α and seed: a changed value becomes a --set override, an unchanged or empty one none,
+    and text that is not a number (e.g. a lone '-' or '.') a message naming the field."""
+    app = make(poll=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.2)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        screen = app.screen
+        names = [c.name for c in screen.configs]
+        screen.query_one("#launch-configs").highlighted = names.index("maxout_adv")  # adversarial: α applies
+        await pilot.pause()
+        c = screen.current
+        assert not screen.query_one("#f-alpha", Input).disabled
+        fields = {"#f-epochs": str(c.epochs), "#f-alpha": f"{c.alpha:g}", "#f-seed": str(c.seed)}
+        for field, value in fields.items():
+            screen.query_one(field, Input).value = value
+        assert screen.overrides()[0] == []
+        for field in fields:
+            screen.query_one(field, Input).value = ""
+        assert screen.overrides()[0] == []
+        screen.query_one("#f-epochs", Input).value = "3"
+        screen.query_one("#f-alpha", Input).value = "0.25"
+        screen.query_one("#f-seed", Input).value = "11"
+        assert screen.overrides()[0] == ["train.epochs=3", "train.alpha=0.25", "seed=11"]
+        for field, bad, message in (("#f-epochs", "-", "epochs must be a whole number, got '-'"),
+                                    ("#f-alpha", ".", "α must be a number in [0, 1], got '.'"),
+                                    ("#f-seed", "-", "seed must be a whole number, got '-'")):
+            old = screen.query_one(field, Input).value
+            screen.query_one(field, Input).value = bad
+            with pytest.raises(ValueError) as e:
+                screen.overrides()
+            assert str(e.value) == message
+            screen.query_one(field, Input).value = old
+        screen.query_one("#launch-configs").highlighted = names.index("softmax")  # clean: α is not used
+        await pilot.pause()
+        assert screen.query_one("#f-alpha", Input).disabled
+        screen.query_one("#f-alpha", Input).value = "."
+        assert all(not o.startswith("train.alpha") for o in screen.overrides()[0])
