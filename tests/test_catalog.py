@@ -221,3 +221,78 @@ def test_two_stores_share_one_file(catalog_url):
     w.update_run(rid, status="running")
     assert r.get_run(rid).status == "running"
     w.close(), r.close()
+
+
+# the sweep_points table as schema version 1 wrote it (before attack readings were recorded)
+V1_SWEEP_POINTS = """CREATE TABLE sweep_points (
+    id INTEGER NOT NULL, run_id INTEGER NOT NULL, attack VARCHAR NOT NULL, labels VARCHAR NOT NULL, epsilon FLOAT NOT NULL,
+    accuracy FLOAT NOT NULL, error FLOAT NOT NULL, mean_confidence FLOAT NOT NULL, mean_confidence_wrong FLOAT, n INTEGER NOT NULL,
+    n_wrong INTEGER NOT NULL, ts DATETIME NOT NULL, PRIMARY KEY (id),
+    CONSTRAINT uq_sweep_point UNIQUE (run_id, attack, labels, epsilon), FOREIGN KEY(run_id) REFERENCES runs (id))"""
+
+
+def test_a_version_1_catalog_is_migrated_without_losing_a_point(catalog_url):
+    """Schema 2 adds the attack's reading (gradient, clip, cost, mask draw) to every sweep point: a
+    version-1 catalog is upgraded in place, its points becoming the default reading, and then takes
+    points of other readings at the same ε."""
+    s = Store(catalog_url)
+    rid = _run(s).id
+    s.close()
+    path = catalog_url.removeprefix("sqlite:///")
+    con = sqlite3.connect(path)
+    con.execute("DROP TABLE sweep_points")
+    con.execute(V1_SWEEP_POINTS)
+    con.execute("CREATE INDEX ix_sweep_run_id_id ON sweep_points (run_id, id)")
+    for i, eps in enumerate((0.0, 0.1, 0.25)):
+        con.execute("INSERT INTO sweep_points VALUES (?, ?, 'fgsm', 'true', ?, ?, ?, .9, .8, 100, ?, '2026-01-01 00:00:00')",
+                    (i + 1, rid, eps, 1 - eps, eps, int(100 * eps)))
+    con.execute("UPDATE schema_info SET version = 1")
+    con.commit()
+    con.close()
+
+    s = Store(catalog_url)
+    (sw,) = s.sweeps(rid)
+    assert (sw["gradient"], sw["clip"], sw["cost"], sw["masks"]) == ("eval", True, "train", 1)
+    assert [p["epsilon"] for p in sw["points"]] == [0.0, 0.1, 0.25] and sw["points"][2]["error"] == 0.25
+    assert [p.id for p in s.sweep_points(rid)] == [1, 2, 3]  # ids kept: the dashboard's incremental reads go on
+    point = {"epsilon": 0.25, "accuracy": 0.5, "error": 0.5, "mean_confidence": 0.9, "mean_confidence_wrong": 0.8, "n": 100, "n_wrong": 50}
+    s.add_sweep_points(rid, "fgsm", "true", [point], gradient="dropout", mask=1)
+    s.add_sweep_points(rid, "fgsm", "true", [point], clip=False)
+    assert len(s.sweep_points(rid)) == 5 and max(p.id for p in s.sweep_points(rid)) == 5
+    s.close()
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT version FROM schema_info").fetchone()[0] == SCHEMA_VERSION
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert "sweep_points_v1" not in {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    con.close()
+    Store(catalog_url).close()  # opening it again migrates nothing
+
+
+def test_several_processes_opening_an_old_catalog_migrate_it_once(catalog_url):
+    import multiprocessing as mp
+
+    s = Store(catalog_url)
+    rid = _run(s).id
+    s.add_sweep_points(rid, "fgsm", "true", [{"epsilon": 0.1, "accuracy": 0.5, "error": 0.5, "mean_confidence": 0.9,
+                                              "mean_confidence_wrong": 0.8, "n": 100, "n_wrong": 50}], gradient="dropout", mask=2)
+    s.close()
+    path = catalog_url.removeprefix("sqlite:///")
+    con = sqlite3.connect(path)
+    con.execute("UPDATE schema_info SET version = 1")  # a stale version: a second migration must not run on top of a done one
+    con.commit()
+    con.close()
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_open_store, args=(catalog_url,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    s = Store(catalog_url)
+    (p,) = s.sweep_points(rid)
+    assert (p.gradient, p.mask) == ("dropout", 2)  # not rebuilt as a version-1 table
+    s.close()
+
+
+def _open_store(url: str) -> None:
+    Store(url).close()

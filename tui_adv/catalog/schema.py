@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from sqlalchemy import CheckConstraint, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
@@ -82,7 +82,7 @@ class Metric(SQLModel, table=True):
 class SweepPointRow(SQLModel, table=True):
     __tablename__ = "sweep_points"
     __table_args__ = (
-        UniqueConstraint("run_id", "attack", "labels", "epsilon", name="uq_sweep_point"),
+        UniqueConstraint("run_id", "attack", "labels", "gradient", "clip", "cost", "mask", "epsilon", name="uq_sweep_point"),
         Index("ix_sweep_run_id_id", "run_id", "id"),
     )
 
@@ -90,6 +90,11 @@ class SweepPointRow(SQLModel, table=True):
     run_id: int = Field(foreign_key="runs.id")
     attack: str = "fgsm"
     labels: str = "true"
+    # the attack's reading of what the paper leaves unstated (schema version 2; see core/attacks.py):
+    gradient: str = Field(default="eval", sa_column_kwargs={"server_default": "eval"})  # eval | dropout
+    clip: bool = Field(default=True, sa_column_kwargs={"server_default": "1"})  # clamped to [0, 1]
+    cost: str = Field(default="train", sa_column_kwargs={"server_default": "train"})  # train | true_class
+    mask: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # dropout mask draw (0 for eval)
     epsilon: float
     accuracy: float
     error: float
@@ -98,6 +103,22 @@ class SweepPointRow(SQLModel, table=True):
     n: int
     n_wrong: int
     ts: datetime = Field(default_factory=utcnow)
+
+
+VARIANT_FIELDS = ("gradient", "clip", "cost", "mask")
+
+
+def variant_label(gradient: str = "eval", clip: bool = True, cost: str = "train", mask: int | None = None) -> str:
+    """A short name for a sweep's attack reading: "" for the default (eval-mode gradient, clipped, training
+    cost), else e.g. "dropout gradient #1, unclipped"."""
+    parts = []
+    if gradient != "eval":
+        parts.append(f"{gradient} gradient" + (f" #{mask}" if mask is not None else ""))
+    if not clip:
+        parts.append("unclipped")
+    if cost != "train":
+        parts.append(f"{cost.replace('_', '-')} cost")
+    return ", ".join(parts)
 
 
 class Sample(SQLModel, table=True):

@@ -30,8 +30,25 @@ HEARTBEAT_STALE_S = 120.0
 
 T = TypeVar("T")
 
-# version -> list of SQL statements that bring a catalog from version-1 to version
-MIGRATIONS: dict[int, list[str]] = {}
+def _migrate_sweep_variants(conn) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+    """Version 2: sweep points record the attack's reading (gradient, clip, cost, mask draw), and the
+    unique key includes it. Rebuilt through a copy (SQLite cannot alter a table's constraints); every
+    existing point becomes the default reading (eval-mode gradient, clipped, training cost)."""
+    if "gradient" in {c["name"] for c in inspect(conn).get_columns("sweep_points")}:
+        return  # already there (a catalog stamped with a stale version): nothing to rebuild, nothing to lose
+    cols = "id, run_id, attack, labels, epsilon, accuracy, error, mean_confidence, mean_confidence_wrong, n, n_wrong, ts"
+    conn.exec_driver_sql("DROP TABLE IF EXISTS sweep_points_v1")
+    conn.exec_driver_sql(f"CREATE TABLE sweep_points_v1 AS SELECT {cols} FROM sweep_points")
+    conn.exec_driver_sql("DROP TABLE sweep_points")
+    SweepPointRow.__table__.create(conn)
+    conn.exec_driver_sql(f"INSERT INTO sweep_points ({cols}) SELECT {cols} FROM sweep_points_v1")
+    conn.exec_driver_sql("DROP TABLE sweep_points_v1")
+    if conn.dialect.name == "postgresql":  # explicit ids were inserted: move the sequence past them
+        conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('sweep_points', 'id'), COALESCE(MAX(id), 1)) FROM sweep_points")
+
+
+# version -> SQL statements or callables (taking a Connection) that bring a catalog from version-1 to it
+MIGRATIONS: dict[int, list[str | Callable[[Any], None]]] = {2: [_migrate_sweep_variants]}
 
 
 def resolve_db_url(db: str | None = None) -> str:
@@ -81,6 +98,29 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def combine_draws(per_draw: list[list[dict]]) -> list[dict]:
+    """Points of several mask draws of one reading → their mean at each ε (over the draws that have that
+    ε), with ``*_spread`` = half the range of error and accuracy. One draw is returned as it is."""
+    if len(per_draw) == 1:
+        return per_draw[0]
+    by_eps: dict[float, list[dict]] = {}
+    for pts in per_draw:
+        for p in pts:
+            by_eps.setdefault(round(float(p["epsilon"]), 9), []).append(p)
+    out = []
+    for eps, ps in sorted(by_eps.items()):
+        def mean(k: str) -> float | None:
+            vals = [p[k] for p in ps if p.get(k) is not None]
+            return sum(vals) / len(vals) if vals else None
+
+        m = {k: mean(k) for k in ("accuracy", "error", "mean_confidence", "mean_confidence_wrong")}
+        errs = [p["error"] for p in ps]
+        accs = [p["accuracy"] for p in ps]
+        out.append({"epsilon": ps[0]["epsilon"], **m, "n": ps[0]["n"], "draws": len(ps),
+                    "error_spread": (max(errs) - min(errs)) / 2, "accuracy_spread": (max(accs) - min(accs)) / 2})
+    return out
 
 
 class Store:
@@ -164,10 +204,20 @@ class Store:
                         raise
 
         self._retry(_create_tables)
-        with self.engine.begin() as conn:
-            for v in range(stored + 1 if stored else SCHEMA_VERSION + 1, SCHEMA_VERSION + 1):
-                for stmt in MIGRATIONS.get(v, []):
-                    conn.exec_driver_sql(stmt)
+        if stored is not None and stored < SCHEMA_VERSION:
+            with self.engine.begin() as conn:
+                # read the version again inside the migrating transaction: another process opening the
+                # same old catalog may have migrated it since (its commit makes this one retry or skip)
+                row = conn.exec_driver_sql("SELECT version FROM schema_info WHERE id = 1").first()
+                current = int(row[0]) if row else stored
+                for v in range(current + 1, SCHEMA_VERSION + 1):
+                    for stmt in MIGRATIONS.get(v, []):
+                        stmt(conn) if callable(stmt) else conn.exec_driver_sql(stmt)
+                if current < SCHEMA_VERSION:
+                    if row:
+                        conn.exec_driver_sql(f"UPDATE schema_info SET version = {SCHEMA_VERSION} WHERE id = 1")
+                    else:
+                        conn.exec_driver_sql(f"INSERT INTO schema_info (id, version) VALUES (1, {SCHEMA_VERSION})")
 
         def _stamp():
             with Session(self.engine) as s:
@@ -395,25 +445,23 @@ class Store:
         return out
 
     # ------------------------------------------------------------------------------------ sweeps
-    def add_sweep_points(self, run_id: int, attack: str, labels: str, points: Iterable[dict]) -> None:
+    def add_sweep_points(
+        self, run_id: int, attack: str, labels: str, points: Iterable[dict], *, gradient: str = "eval", clip: bool = True, cost: str = "train", mask: int = 0
+    ) -> None:
+        """Store points of one sweep, keyed by (attack, labels, gradient, clip, cost, mask draw, ε); a point
+        written again replaces the old one (a resumed run redoes its sweep)."""
         pts = list(points)
+        key = dict(attack=attack, labels=labels, gradient=gradient, clip=bool(clip), cost=cost, mask=int(mask))
 
         def add(s: Session) -> None:
             for p in pts:
-                s.exec(
-                    delete(SweepPointRow).where(
-                        SweepPointRow.run_id == run_id,
-                        SweepPointRow.attack == attack,
-                        SweepPointRow.labels == labels,
-                        SweepPointRow.epsilon == p["epsilon"],
-                    )
-                )
+                s.exec(delete(SweepPointRow).where(*(getattr(SweepPointRow, k) == v for k, v in key.items()), SweepPointRow.run_id == run_id,
+                                                   SweepPointRow.epsilon == p["epsilon"]))
             s.add_all(
                 [
                     SweepPointRow(
                         run_id=run_id,
-                        attack=attack,
-                        labels=labels,
+                        **key,
                         **{k: p[k] for k in ("epsilon", "accuracy", "error", "mean_confidence", "mean_confidence_wrong", "n", "n_wrong")},
                     )
                     for p in pts
@@ -428,19 +476,35 @@ class Store:
                 s.exec(
                     select(SweepPointRow)
                     .where(SweepPointRow.run_id == run_id, col(SweepPointRow.id) > after_id)
-                    .order_by(col(SweepPointRow.attack), col(SweepPointRow.labels), col(SweepPointRow.epsilon))
+                    .order_by(col(SweepPointRow.attack), col(SweepPointRow.labels), col(SweepPointRow.gradient), col(SweepPointRow.clip).desc(),
+                              col(SweepPointRow.cost), col(SweepPointRow.mask), col(SweepPointRow.epsilon))
                 ).all()
             )
         )
 
-    def sweeps(self, run_id: int) -> list[dict]:
-        """Sweeps of a run grouped by (attack, labels), points sorted by ε."""
-        groups: dict[tuple[str, str], list[dict]] = {}
+    def sweeps(self, run_id: int, *, draws: bool = False) -> list[dict]:
+        """Sweeps of a run, one per (attack, labels, gradient, clip, cost), points sorted by ε.
+
+        A dropout-gradient reading drawn with several masks is one sweep whose points are the mean over
+        the draws, each with ``error_spread`` / ``accuracy_spread`` (half the range) and ``masks`` = the
+        number of draws; ``draws=True`` adds each draw's own points under ``"draws"``."""
+        groups: dict[tuple, dict[int, list[dict]]] = {}
         for p in self.sweep_points(run_id):
-            groups.setdefault((p.attack, p.labels), []).append(
+            groups.setdefault((p.attack, p.labels, p.gradient, bool(p.clip), p.cost), {}).setdefault(int(p.mask), []).append(
                 {k: getattr(p, k) for k in ("epsilon", "accuracy", "error", "mean_confidence", "mean_confidence_wrong", "n")}
             )
-        return [{"attack": a, "labels": lab, "points": sorted(pts, key=lambda d: d["epsilon"])} for (a, lab), pts in groups.items()]
+        out = []
+        # the default reading (true labels, eval-mode gradient, clipped, training cost) first
+        order = sorted(groups, key=lambda k: (k[0], k[1] != "true", k[1], k[2] != "eval", k[2], not k[3], k[4] != "train", k[4]))
+        for key in order:
+            (attack, labels, gradient, clip, cost), by_mask = key, groups[key]
+            per_draw = [sorted(pts, key=lambda d: d["epsilon"]) for _m, pts in sorted(by_mask.items())]
+            entry = {"attack": attack, "labels": labels, "gradient": gradient, "clip": clip, "cost": cost, "masks": len(per_draw),
+                     "points": combine_draws(per_draw)}
+            if draws and len(per_draw) > 1:
+                entry["draws"] = per_draw
+            out.append(entry)
+        return out
 
     # ------------------------------------------------------------------------------------ samples, logs, artifacts
     def add_samples(self, run_id: int, samples: Iterable[Sample]) -> None:
