@@ -53,6 +53,11 @@ class ModelConfig(_Strict):
     hidden_dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
     init_range: Annotated[float, Field(gt=0)] | None = None
     max_col_norm: Annotated[float, Field(gt=0)] | None = None
+    input_dropout_rescale: bool | None = None
+    """maxout: scale the kept pixels by 1/(1 − input_dropout) as ``nn.Dropout`` does. The recipe does
+    not (``input_scales: 1``): false, the default."""
+    output: Literal["softmax", "sigmoid"] | None = None
+    """maxout: a softmax output layer (the recipe) or independent sigmoid units trained one-vs-rest (P19)."""
     # rbf
     init_beta: Annotated[float, Field(gt=0)] | None = None
     # inception
@@ -63,7 +68,7 @@ class ModelConfig(_Strict):
         allowed = {
             "softmax": set(),
             "logistic": set(),
-            "maxout": {"units", "pieces", "layers", "input_dropout", "hidden_dropout", "init_range", "max_col_norm"},
+            "maxout": {"units", "pieces", "layers", "input_dropout", "hidden_dropout", "init_range", "max_col_norm", "input_dropout_rescale", "output"},
             "rbf": {"init_beta"},
             "inception": {"width"},
         }[self.kind]
@@ -78,8 +83,22 @@ class ModelConfig(_Strict):
 
 
 class EarlyStopping(_Strict):
+    """Stop after ``patience`` epochs without a *strict* improvement of ``metric`` on the validation
+    split, then keep the best epoch's parameters (pylearn2's MonitorBased criterion with
+    prop_decrease = 0, and MonitorBasedSaveBest)."""
+
     metric: Literal["valid_error", "valid_adv_error"] = "valid_error"
     patience: Annotated[int, Field(gt=0)] = 10
+
+
+class Continuation(_Strict):
+    """pylearn2's ``mnist_pi_continued.yaml``, after early stopping: continue from the best parameters on
+    all training images (train + validation) with the learning rate and momentum they had (lr still
+    decaying, momentum fixed, a fresh velocity), until the training objective on the validation images
+    falls to the training objective the best epoch had on the training images (MatchChannel)."""
+
+    max_epochs: Annotated[int, Field(gt=0, le=100_000)] = 200
+    """A bound on the continuation, in case the objectives never meet."""
 
 
 TrainMode = Literal["clean", "adversarial", "analytic", "l1", "sign_noise", "uniform_noise", "augment"]
@@ -114,6 +133,13 @@ class TrainConfig(_Strict):
     augment_after: Annotated[int, Field(ge=0)] | None = None
     """mode = "augment": clean epochs before the FGSM examples are added (default: half the epochs)."""
     early_stopping: EarlyStopping | None = None
+    continuation: Continuation | None = None
+    """After early stopping, continue on all training images until the objectives match (the recipe's
+    second stage; needs early_stopping)."""
+    matrix_every: Annotated[int, Field(ge=0)] = 0
+    """Every N epochs (0: never), measure the FGSM protocol matrix on the test split at ε = .25 (gradient
+    eval/dropout × clip on/off: error and confidence on mistakes) and record it as metrics
+    ``matrix_error[READING]`` / ``matrix_conf[READING]``, so the dashboard plots how each reading moves."""
     eval_adv: bool = True
     """Also measure FGSM error (at ``epsilon``) on the validation/test split after every epoch."""
     eval_limit: Annotated[int, Field(gt=0)] | None = None
@@ -128,10 +154,63 @@ class TrainConfig(_Strict):
         return self
 
 
+Gradient = Literal["eval", "dropout"]
+Cost = Literal["train", "true_class"]
+Labels = Literal["true", "predicted"]
+Masks = Annotated[int, Field(gt=0, le=100)]
+
+
+class Reading(BaseModel):
+    """One reading of the attack: the choices the paper leaves unstated (see core/attacks.py)."""
+
+    model_config = ConfigDict(frozen=True)
+    labels: str = "true"
+    gradient: str = "eval"
+    clip: bool = True
+    cost: str = "train"
+    masks: int = 1
+
+    @property
+    def key(self) -> tuple:
+        return (self.labels, self.gradient, self.clip, self.cost)
+
+    @property
+    def name(self) -> str:
+        """e.g. "eval+clip", "dropout+noclip", "eval+clip+true_class" (predicted labels: a "pred:" prefix)."""
+        s = f"{self.gradient}+{'clip' if self.clip else 'noclip'}" + ("" if self.cost == "train" else f"+{self.cost}")
+        return s if self.labels == "true" else f"pred:{s}"
+
+
+class SweepVariant(_Strict):
+    """An extra sweep of the same run with other attack choices; a field left out is the sweep's own."""
+
+    labels: Labels | None = None
+    gradient: Gradient | None = None
+    clip: bool | None = None
+    cost: Cost | None = None
+    masks: Masks | None = None
+
+
 class SweepConfig(_Strict):
     enabled: bool = True
     epsilons: list[NonNeg] = Field(default_factory=lambda: [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3])
-    labels: Literal["true", "predicted"] = "true"
+    labels: Labels = "true"
+    gradient: Gradient = "eval"
+    """eval: the deterministic model's gradient (the standard attack contract); dropout: the gradient of
+    the training cost through freshly sampled dropout masks (pylearn2's Dropout cost)."""
+    clip: bool = True
+    """Clamp the adversarial images to [0, 1] (the paper never says; its Fig. 4 is unclipped)."""
+    cost: Cost = "train"
+    """The cost whose gradient is followed: the head's training loss, or −log p_y of the true class
+    (differs for the RBF's one-vs-rest loss, P15)."""
+    masks: Masks = 1
+    """gradient = dropout: independent mask draws, each its own sweep, reported as mean ± spread."""
+    variants: list[SweepVariant] = Field(default_factory=list)
+    """More sweeps of the same model with other choices, e.g. ``[[sweep.variants]] gradient = "dropout"``."""
+    matrix: bool = False
+    """Add every reading of the protocol matrix for this model: gradient eval/dropout (models with dropout)
+    × clip on/off × cost train/true_class (one-vs-rest heads), dropout readings with ``matrix_masks`` draws."""
+    matrix_masks: Masks = 3
     batch_size: Annotated[int, Field(gt=0)] = 1000
     samples: Annotated[int, Field(ge=0, le=1000)] = 8
     """How many test images to store as perturbation views (the first N of the test split)."""
@@ -173,7 +252,43 @@ class RunConfig(_Strict):
             raise ValueError("train.mode = 'analytic' needs a linear model (logistic or softmax)")
         if self.train.early_stopping and not self.data.validation:
             raise ValueError("train.early_stopping needs data.validation = true")
+        if self.train.continuation and not self.train.early_stopping:
+            raise ValueError("train.continuation continues after early stopping: it needs train.early_stopping")
+        if self.train.continuation and self.train.mode == "augment":
+            raise ValueError("train.continuation does not apply to train.mode = 'augment'")
         return self
+
+    @property
+    def has_dropout(self) -> bool:
+        m = self.model
+        return m.kind == "maxout" and ((m.input_dropout if m.input_dropout is not None else 0.2) > 0 or (m.hidden_dropout if m.hidden_dropout is not None else 0.5) > 0)
+
+    @property
+    def one_vs_rest(self) -> bool:
+        return self.model.kind == "rbf" or (self.model.kind == "maxout" and self.model.output == "sigmoid")
+
+    def readings(self) -> list[Reading]:
+        """The sweep's readings, its own first, then its variants and (``matrix``) the protocol matrix,
+        without repeats. A dropout-gradient reading of a model without dropout is the eval reading, so it
+        is not added by the matrix."""
+        sw = self.sweep
+        own = Reading(labels=sw.labels, gradient=sw.gradient, clip=sw.clip, cost=sw.cost, masks=sw.masks if sw.gradient == "dropout" else 1)
+        out = [own]
+        for v in sw.variants:
+            g = v.gradient or sw.gradient
+            out.append(Reading(labels=v.labels or sw.labels, gradient=g, clip=sw.clip if v.clip is None else v.clip, cost=v.cost or sw.cost,
+                               masks=(v.masks or sw.masks) if g == "dropout" else 1))
+        if sw.matrix:
+            for g in (["eval", "dropout"] if self.has_dropout else ["eval"]):
+                for clip in (True, False):
+                    for cost in (["train", "true_class"] if self.one_vs_rest else ["train"]):
+                        out.append(Reading(labels=sw.labels, gradient=g, clip=clip, cost=cost, masks=sw.matrix_masks if g == "dropout" else 1))
+        seen, unique = set(), []
+        for r in out:
+            if r.key not in seen:
+                seen.add(r.key)
+                unique.append(r)
+        return unique
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)

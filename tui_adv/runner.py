@@ -21,8 +21,9 @@ from typing import Any, Callable
 import torch
 
 from .catalog.schema import Sample, utcnow
-from .catalog.store import Store, _sqlite_path
+from .catalog.store import Store, _sqlite_path, combine_draws
 from .config import RunConfig, config_from_json
+from .core.attacks import mask_generator
 from .core.data import load_mnist
 from .core.models import build_model
 from .core.sweep import SampleView, SweepPoint, fgsm_sweep
@@ -118,8 +119,9 @@ class CatalogWriter:
     def metrics(self, rows: list[tuple[str, int, float]]) -> None:
         self.q.put(("metrics", rows))
 
-    def sweep_point(self, attack: str, labels: str, point: dict) -> None:
-        self.q.put(("sweep", (attack, labels, point)))
+    def sweep_point(self, attack: str, labels: str, point: dict, **reading: Any) -> None:
+        """``reading``: gradient, clip, cost, mask (the sweep_points key beyond attack and labels)."""
+        self.q.put(("sweep", (attack, labels, point, tuple(sorted(reading.items())))))
 
     def log(self, message: str, level: str = "info") -> None:
         self.q.put(("log", (message, level)))
@@ -156,15 +158,15 @@ class CatalogWriter:
             metrics = [r for kind, rows in items if kind == "metrics" for r in rows]
             if metrics:
                 self.store.add_metrics(self.run_id, metrics)
-            sweeps: dict[tuple[str, str], list[dict]] = {}
+            sweeps: dict[tuple, list[dict]] = {}
             for kind, payload in items:
                 if kind == "sweep":
-                    attack, labels, point = payload
-                    sweeps.setdefault((attack, labels), []).append(point)
+                    attack, labels, point, reading = payload
+                    sweeps.setdefault((attack, labels, reading), []).append(point)
                 elif kind == "log":
                     self.store.log(self.run_id, *payload)
-            for (attack, labels), pts in sweeps.items():
-                self.store.add_sweep_points(self.run_id, attack, labels, pts)
+            for (attack, labels, reading), pts in sweeps.items():
+                self.store.add_sweep_points(self.run_id, attack, labels, pts, **dict(reading))
             with self._lock:
                 progress, self._progress = self._progress, None
             now = time.monotonic()
@@ -433,35 +435,57 @@ class Runner:
         return summary
 
     def _sweep(self, model: torch.nn.Module, data, writer: CatalogWriter, train_share: float) -> dict:
+        """Every reading of the config's sweep (its own, its variants, the protocol matrix), one input
+        gradient per reading and mask draw. The first reading is the run's headline (summary, samples)."""
         cfg = self.cfg.sweep
         eps = sorted(set(float(e) for e in cfg.epsilons))
-        self.emit({"type": "phase", "phase": "sweep", "points": len(eps)})
+        readings = self.cfg.readings()
+        total = sum(len(eps) * r.masks for r in readings)
+        self.emit({"type": "phase", "phase": "sweep", "points": total, "readings": len(readings)})
         writer.progress(phase="sweep")
-        points: list[dict] = []
+        done = 0
+        headline: list[dict] = []
+        by_reading: dict[str, list[list[dict]]] = {}
+        for ri, r in enumerate(readings):
+            for draw in range(r.masks):
+                points: list[dict] = []
+                mask = draw if r.gradient == "dropout" else 0
 
-        def on_point(p: SweepPoint) -> None:
-            d = p.as_dict()
-            points.append(d)
-            writer.sweep_point("fgsm", cfg.labels, d)
-            writer.progress(progress=train_share + (1 - train_share) * len(points) / len(eps))
-            self.emit({"type": "sweep_point", "attack": "fgsm", "labels": cfg.labels, "index": len(points), "points": len(eps), **d})
+                def on_point(p: SweepPoint, r=r, points=points, mask=mask) -> None:
+                    nonlocal done
+                    d = p.as_dict()
+                    points.append(d)
+                    done += 1
+                    writer.sweep_point("fgsm", r.labels, d, gradient=r.gradient, clip=r.clip, cost=r.cost, mask=mask)
+                    writer.progress(progress=train_share + (1 - train_share) * done / total)
+                    self.emit({"type": "sweep_point", "attack": "fgsm", "labels": r.labels, "reading": r.name, "mask": mask,
+                               "index": done, "points": total, **d})
 
-        result = fgsm_sweep(
-            model,
-            data.test.x,
-            data.test.y,
-            eps,
-            labels=cfg.labels,
-            batch_size=cfg.batch_size,
-            on_point=on_point,
-            sample_indices=range(min(cfg.samples, len(data.test))),
-            sample_epsilons=cfg.sample_epsilons,
-            should_stop=self.stop_event.is_set,
-        )
-        if self.stop_event.is_set():
-            raise Cancelled()
-        if result.samples:
-            self.store.add_samples(self.run_id, [sample_row(s) for s in result.samples])
+                first = ri == 0 and draw == 0
+                result = fgsm_sweep(
+                    model,
+                    data.test.x,
+                    data.test.y,
+                    eps,
+                    labels=r.labels,
+                    batch_size=cfg.batch_size,
+                    on_point=on_point,
+                    sample_indices=range(min(cfg.samples, len(data.test))) if first else (),
+                    sample_epsilons=cfg.sample_epsilons if first else (),
+                    should_stop=self.stop_event.is_set,
+                    gradient=r.gradient,
+                    clip=r.clip,
+                    cost=r.cost,
+                    generator=mask_generator(self.cfg.seed, draw, data.test.x.device) if r.gradient == "dropout" else None,
+                )
+                if self.stop_event.is_set():
+                    raise Cancelled()
+                if result.samples:
+                    self.store.add_samples(self.run_id, [sample_row(s) for s in result.samples])
+                by_reading.setdefault(r.name, []).append(points)
+                if ri == 0:
+                    headline.append(points)
+        points = combine_draws(headline)
         out: dict[str, Any] = {}
         clean = next((p for p in points if p["epsilon"] == 0), None)
         ref = reference_point(points)
@@ -474,6 +498,13 @@ class Runner:
                 fgsm_mean_confidence=ref["mean_confidence"],
                 fgsm_mean_confidence_wrong=ref["mean_confidence_wrong"],
             )
+            if len(readings) > 1:  # each reading's value at the reference ε
+                out["readings"] = {}
+                for name, draws in by_reading.items():
+                    rp = reference_point(combine_draws(draws))
+                    if rp:
+                        out["readings"][name] = {k: rp.get(k) for k in ("error", "mean_confidence_wrong", "error_spread") if k in rp}
+        out["reading"] = readings[0].name
         writer.progress(clean_error=out.get("clean_error"), fgsm_error=out.get("fgsm_error"))
         return out
 

@@ -1,9 +1,20 @@
 """The fast gradient sign method (FGSM) and its closed forms for linear models.
 
-Contract (as in torchattacks / AdverTorch / RobustBench): inputs in [0, 1]; the gradient is taken with
-respect to the input only (``torch.autograd.grad``; no parameter ``.grad`` is touched); the model is in
-eval mode during the attack and restored afterwards; the result is clamped to [0, 1] and detached; the
-input tensor is never mutated.
+Contract (as in torchattacks / AdverTorch / RobustBench), the default reading: inputs in [0, 1]; the
+gradient is taken with respect to the input only (``torch.autograd.grad``; no parameter ``.grad`` is
+touched); the model is in eval mode during the attack and restored afterwards; the result is clamped to
+[0, 1] and detached; the input tensor is never mutated.
+
+The paper leaves three choices unstated (``../shared/paper/protocol.md``); each is an option here:
+
+- ``gradient``: ``"eval"`` (deterministic forward) or ``"dropout"``: the gradient of the *training*
+  cost, as pylearn2's ``Dropout`` cost computes it, through freshly sampled dropout masks (every
+  :class:`~tui_adv.core.models.MaskDropout` samples with the given generator, so a draw is seeded and
+  reproducible; every other module, BatchNorm included, stays in eval mode; the model's modes are
+  restored after). Predictions are always deterministic.
+- ``clip``: clamp x + ε·sign(∇) to [0, 1] or not (the paper's Fig. 4 is necessarily unclipped).
+- ``cost``: ``"train"`` (the head's training loss; for the RBF its one-vs-rest loss) or ``"true_class"``
+  (−log p_y of the true class alone; the same as "train" for a softmax head).
 """
 
 from __future__ import annotations
@@ -14,9 +25,37 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .models import head_loss, head_predict
+from .models import MaskDropout, head_attack_loss, head_predict
 
 LABEL_MODES = ("true", "predicted")
+GRADIENTS = ("eval", "dropout")
+COSTS = ("train", "true_class")
+
+
+@contextmanager
+def dropout_gradient_mode(model: nn.Module, generator: torch.Generator | None) -> Iterator[nn.Module]:
+    """Every module in eval mode except the dropout masks, which sample (with ``generator``); each
+    module's own flag and the masks' generators are restored after."""
+    flags = [(m, m.training) for m in model.modules()]
+    masks = [m for m in model.modules() if isinstance(m, MaskDropout)]
+    gens = [m.generator for m in masks]
+    model.eval()
+    for m in masks:
+        m.train()
+        m.generator = generator
+    try:
+        yield model
+    finally:
+        for m, g in zip(masks, gens):
+            m.generator = g
+        for m, was_training in flags:
+            m.training = was_training
+
+
+def mask_generator(seed: int, draw: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator of dropout-gradient mask draw ``draw`` of a run seeded ``seed``: independent draws,
+    the same masks every time."""
+    return torch.Generator(device=device).manual_seed(1_000_003 * (int(seed) + 1) + 7919 * int(draw) + 17)
 
 
 @contextmanager
@@ -49,30 +88,46 @@ def attack_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor, labels: st
     return pred.clone()
 
 
-def gradient_sign(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def gradient_sign(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cost: str = "train") -> torch.Tensor:
     """sign(∇ₓ J(θ, x, y)) for one batch, in the model's current mode; gradient w.r.t. x only."""
     xg = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        loss = head_loss(model.head, model(xg), y, reduction="sum")
+        loss = head_attack_loss(model.head, model(xg), y, cost)
         (grad,) = torch.autograd.grad(loss, xg)
     return grad.sign_()
 
 
 def fgsm_direction(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, labels: str = "true", batch_size: int | None = None
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    labels: str = "true",
+    batch_size: int | None = None,
+    gradient: str = "eval",
+    cost: str = "train",
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """sign(∇ₓ J) for the whole of ``x``, in eval mode, computed in batches of ``batch_size``."""
-    with eval_mode(model):
-        out = torch.empty_like(x)
-        for s in _batches(x.shape[0], batch_size):
-            yb = attack_labels(model, x[s], y[s], labels)
-            out[s] = gradient_sign(model, x[s], yb)
+    """sign(∇ₓ J) for the whole of ``x``, computed in batches of ``batch_size``: in eval mode, or
+    (``gradient="dropout"``) through dropout masks drawn with ``generator``. Predicted labels, when
+    asked for, always come from the deterministic model."""
+    if gradient not in GRADIENTS:
+        raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+    if cost not in COSTS:
+        raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
+    out = torch.empty_like(x)
+    for s in _batches(x.shape[0], batch_size):
+        yb = attack_labels(model, x[s], y[s], labels)
+        mode = eval_mode(model) if gradient == "eval" else dropout_gradient_mode(model, generator)
+        with mode:
+            out[s] = gradient_sign(model, x[s], yb, cost)
     return out
 
 
-def perturb(x: torch.Tensor, direction: torch.Tensor, eps: float) -> torch.Tensor:
-    """x' = clamp(x + ε·direction, 0, 1). The one place the FGSM step is written."""
-    return (x + eps * direction).clamp_(0.0, 1.0)
+def perturb(x: torch.Tensor, direction: torch.Tensor, eps: float, clip: bool = True) -> torch.Tensor:
+    """x' = clamp(x + ε·direction, 0, 1), or x + ε·direction unclipped. The one place the FGSM step is written."""
+    out = x + eps * direction
+    return out.clamp_(0.0, 1.0) if clip else out
 
 
 def fgsm(
@@ -83,12 +138,16 @@ def fgsm(
     *,
     labels: str = "true",
     batch_size: int | None = None,
+    gradient: str = "eval",
+    clip: bool = True,
+    cost: str = "train",
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """x' = clamp(x + ε·sign(∇ₓ J(θ, x, y)), 0, 1), detached."""
+    """x' = clamp(x + ε·sign(∇ₓ J(θ, x, y)), 0, 1) (unclamped with ``clip=False``), detached."""
     if eps < 0:
         raise ValueError(f"epsilon must be ≥ 0, got {eps}")
-    direction = fgsm_direction(model, x, y, labels=labels, batch_size=batch_size)
-    return perturb(x.detach(), direction, eps).detach()
+    direction = fgsm_direction(model, x, y, labels=labels, batch_size=batch_size, gradient=gradient, cost=cost, generator=generator)
+    return perturb(x.detach(), direction, eps, clip).detach()
 
 
 # ------------------------------------------------------------------------------------------ closed forms

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .attacks import eval_mode, fgsm_direction, perturb
+from .attacks import eval_mode, fgsm_direction, mask_generator, perturb
 from .models import head_probs
 from .sweep import predict
 
@@ -74,6 +74,26 @@ def ensemble_attack(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tens
         "error_crafted_on_ensemble": float((p_ens != y).double().mean()),
         "error_crafted_on_member": float((p_one != y).double().mean()),
     }
+
+
+def ensemble_readings(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, eps: float = 0.25, batch_size: int = 500, seed: int = 0) -> dict:
+    """P18's protocol matrix: for each reading (gradient eval/dropout × clip on/off), the ensemble's
+    FGSM error crafted on the ensemble and crafted on member 0. A dropout gradient of the ensemble draws
+    every member's masks (one draw, seeded)."""
+    ens = Ensemble(members)
+    out = {}
+    for gradient in ("eval", "dropout"):
+        d_ens = fgsm_direction(ens, x, y, batch_size=batch_size, gradient=gradient, generator=mask_generator(seed, 0, x.device) if gradient == "dropout" else None)
+        d_one = fgsm_direction(members[0], x, y, batch_size=batch_size, gradient=gradient,
+                               generator=mask_generator(seed, 1, x.device) if gradient == "dropout" else None)
+        for clip in (True, False):
+            p_ens, _ = predict(ens, perturb(x, d_ens, eps, clip), batch_size)
+            p_one, _ = predict(ens, perturb(x, d_one, eps, clip), batch_size)
+            out[f"{gradient}+{'clip' if clip else 'noclip'}"] = {
+                "error_crafted_on_ensemble": float((p_ens != y).double().mean()),
+                "error_crafted_on_member": float((p_one != y).double().mean()),
+            }
+    return out
 
 
 @torch.inference_mode()

@@ -5,6 +5,8 @@ Every model carries a ``head`` that says how its outputs become a loss, predicti
 - ``softmax``: cross-entropy over 10 (or 2) logits; confidence = softmax probability.
 - ``binary``: one logit z, labels y in {0,1} used as ±1, loss softplus(−y·z) (the paper's ζ(−y(wᵀx+b)));
   confidence = σ(±z) of the predicted side.
+- ``sigmoid``: independent per-class sigmoid outputs trained one-vs-rest (the maxout of P19's fourth
+  number); confidence = σ of the predicted (largest) logit.
 - ``rbf``: per-class scores p_c = exp(logit_c) with logit_c = −Σ β_c (x − μ_c)² ≤ 0, trained one-vs-rest
   (independent Bernoulli per class, as the paper's p(y=1|x) = exp(−(x−μ)ᵀβ(x−μ))); confidence = p of the
   predicted class, which is what lets RBF units say "I don't know" (P15).
@@ -20,10 +22,16 @@ from torch import nn
 
 
 # ---------------------------------------------------------------------------------------------------- heads
+HEADS = ("softmax", "binary", "sigmoid", "rbf")
+
+
 def head_loss(head: str, logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     if head == "softmax":
         return F.cross_entropy(logits, y, reduction=reduction)
-    if head == "binary":
+    if head == "sigmoid":
+        target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+        loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=1)
+    elif head == "binary":
         z = logits.reshape(-1)
         sign = y.to(z.dtype) * 2 - 1
         loss = F.softplus(-sign * z)
@@ -42,8 +50,26 @@ def head_loss(head: str, logits: torch.Tensor, y: torch.Tensor, reduction: str =
     return loss
 
 
+def head_attack_loss(head: str, logits: torch.Tensor, y: torch.Tensor, cost: str = "train") -> torch.Tensor:
+    """The summed cost an attack ascends: the training loss (``"train"``), or −log p_y of the true
+    class alone (``"true_class"``), which differs from the training loss for the one-vs-rest heads."""
+    if cost == "train" or head in ("softmax", "binary"):
+        return head_loss(head, logits, y, reduction="sum")
+    if cost != "true_class":
+        raise ValueError(f"unknown attack cost {cost!r}")
+    z = logits.gather(1, y.view(-1, 1)).reshape(-1)
+    if head == "rbf":
+        return (-z).sum()  # log p_y = logit_y
+    if head == "sigmoid":
+        return -F.logsigmoid(z).sum()
+    raise ValueError(f"unknown head {head!r}")
+
+
 def head_predict(head: str, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted class, confidence in the predicted class)."""
+    if head == "sigmoid":
+        z, pred = logits.max(dim=1)
+        return pred, torch.sigmoid(z)
     if head == "softmax":
         p = logits.softmax(dim=1)
         conf, pred = p.max(dim=1)
@@ -63,6 +89,8 @@ def head_probs(head: str, logits: torch.Tensor) -> torch.Tensor:
     """Per-class probabilities (N, C): softmax; [1−σ(z), σ(z)] for binary; exp(logit) for RBF."""
     if head == "softmax":
         return logits.softmax(dim=1)
+    if head == "sigmoid":
+        return torch.sigmoid(logits)
     if head == "binary":
         p1 = torch.sigmoid(logits.reshape(-1))
         return torch.stack([1 - p1, p1], dim=1)
@@ -104,6 +132,33 @@ class LogisticRegression(nn.Module):
         return self.linear.weight
 
 
+class MaskDropout(nn.Module):
+    """Dropout as pylearn2 writes it: in training, x · m · scale with m ~ Bernoulli(1 − p).
+
+    ``rescale=True`` is ``nn.Dropout`` (scale 1/(1 − p)); ``rescale=False`` keeps the kept inputs as
+    they are (scale 1), which is the maxout recipe's input layer (``input_include_probs: .8``,
+    ``input_scales: 1``). At test time the layer is the identity either way. Masks come from
+    ``generator`` when one is set (a seeded dropout-gradient attack), else from torch's global RNG
+    (training, which the checkpoint saves and restores)."""
+
+    def __init__(self, p: float, rescale: bool = True):
+        super().__init__()
+        self.p, self.rescale = float(p), bool(rescale)
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = 1.0 - self.p
+        mask = torch.empty_like(x).bernoulli_(keep, generator=self.generator)
+        if self.rescale:
+            mask.mul_(1.0 / keep)
+        return x * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, rescale={self.rescale}"
+
+
 class MaxoutLinear(nn.Module):
     """A maxout layer: ``units`` outputs, each the max over ``pieces`` affine pieces."""
 
@@ -124,7 +179,10 @@ class Maxout(nn.Module):
     """The maxout network of the paper (pylearn2 ``mnist_pi.yaml``): 784 → maxout → maxout → softmax.
 
     Defaults are that recipe: 240 units × 5 pieces per layer, weights U(−.005, .005), input dropout
-    keep .8, hidden dropout keep .5, max column norm 1.9365 (applied by the trainer after each step).
+    keep .8 *without rescaling* the kept pixels (``input_dropout_rescale=False``; ``True`` is
+    ``nn.Dropout``'s ×1.25), hidden dropout keep .5 with ×2, max column norm 1.9365 (applied by the
+    trainer after each step). ``output="sigmoid"`` replaces the softmax by independent sigmoid units
+    trained one-vs-rest (P19's fourth model).
     """
 
     head = "softmax"
@@ -139,14 +197,19 @@ class Maxout(nn.Module):
         hidden_dropout: float = 0.5,
         init_range: float | None = 0.005,
         max_col_norm: float | None = 1.9365,
+        input_dropout_rescale: bool = False,
+        output: str = "softmax",
     ):
         super().__init__()
+        if output not in ("softmax", "sigmoid"):
+            raise ValueError(f"maxout output must be softmax or sigmoid, got {output!r}")
+        self.head = output
         self.max_col_norm = max_col_norm
-        self.input_dropout = nn.Dropout(input_dropout)
+        self.input_dropout = MaskDropout(input_dropout, rescale=input_dropout_rescale)
         blocks: list[nn.Module] = []
         width = 784
         for _ in range(layers):
-            blocks += [MaxoutLinear(width, units, pieces, init_range), nn.Dropout(hidden_dropout)]
+            blocks += [MaxoutLinear(width, units, pieces, init_range), MaskDropout(hidden_dropout)]
             width = units
         self.hidden = nn.Sequential(*blocks)
         self.out = nn.Linear(width, num_classes)

@@ -54,6 +54,9 @@ class SweepResult:
     labels: str
     points: list[SweepPoint]
     samples: list[SampleView] = field(default_factory=list)
+    gradient: str = "eval"
+    clip: bool = True
+    cost: str = "train"
 
 
 def _stats(eps: float, pred: torch.Tensor, conf: torch.Tensor, y: torch.Tensor) -> SweepPoint:
@@ -103,8 +106,13 @@ def fgsm_sweep(
     sample_indices: Sequence[int] = (),
     sample_epsilons: Sequence[float] = (),
     should_stop: Callable[[], bool] | None = None,
+    gradient: str = "eval",
+    clip: bool = True,
+    cost: str = "train",
+    generator: torch.Generator | None = None,
 ) -> SweepResult:
-    """FGSM error/confidence at every ε of ``epsilons`` over all of (x, y).
+    """FGSM error/confidence at every ε of ``epsilons`` over all of (x, y), for one reading of the
+    attack (``gradient``, ``clip``, ``cost``; a dropout gradient draws its masks with ``generator``).
 
     Accuracy counts every point (already-misclassified clean points count as failures).
     ``on_point`` is called as each ε finishes (for live curves). Sample views are recorded for
@@ -112,7 +120,7 @@ def fgsm_sweep(
     """
     if any(e < 0 or not math.isfinite(e) for e in epsilons):
         raise ValueError("every epsilon must be finite and ≥ 0")
-    direction = fgsm_direction(model, x, y, labels=labels, batch_size=batch_size)
+    direction = fgsm_direction(model, x, y, labels=labels, batch_size=batch_size, gradient=gradient, cost=cost, generator=generator)
     n = x.shape[0]
     step = n if not batch_size else batch_size
     points: list[SweepPoint] = []
@@ -122,7 +130,7 @@ def fgsm_sweep(
                 break
             preds, confs = [], []
             for s in range(0, n, step):
-                p, c = head_predict(model.head, model(perturb(x[s : s + step], direction[s : s + step], eps)))
+                p, c = head_predict(model.head, model(perturb(x[s : s + step], direction[s : s + step], eps, clip)))
                 preds.append(p)
                 confs.append(c)
             point = _stats(eps, torch.cat(preds), torch.cat(confs), y)
@@ -135,7 +143,7 @@ def fgsm_sweep(
             xs, ds = x[idx], direction[idx]
             cp, cc = head_predict(model.head, model(xs))
             for eps in sample_epsilons:
-                xa = perturb(xs, ds, eps)
+                xa = perturb(xs, ds, eps, clip)
                 ap, ac = head_predict(model.head, model(xa))
                 for j, i in enumerate(idx):
                     samples.append(
@@ -152,4 +160,4 @@ def fgsm_sweep(
                             adv_conf=float(ac[j]),
                         )
                     )
-    return SweepResult(attack="fgsm", labels=labels, points=points, samples=samples)
+    return SweepResult(attack="fgsm", labels=labels, points=points, samples=samples, gradient=gradient, clip=clip, cost=cost)

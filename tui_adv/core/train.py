@@ -34,12 +34,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig
-from .attacks import eval_mode, fgsm_direction, gradient_sign, perturb
+from .attacks import fgsm_direction, gradient_sign, mask_generator, perturb
 from .data import MNISTData, Split
-from .models import head_loss
+from .models import MaskDropout, head_loss
 from .sweep import evaluate, predict
 
 Emit = Callable[[dict[str, Any]], None]
+MATRIX_EPS = 0.25  # the ε of the paper's FGSM numbers (P02, P09, P13, P14)
 
 
 class Cancelled(Exception):
@@ -62,22 +63,22 @@ class TrainState:
     bad_epochs: int = 0
     augmented: bool = False
     history: list[dict] = field(default_factory=list)
+    # the recipe's second stage (train.continuation)
+    best_step: int = 0  # global step at the best epoch (its learning rate continues from there)
+    best_train_objective: float | None = None  # the training objective on the training split at the best epoch
+    phase: str = "train"  # "train" | "continuation"
+    cont_start_step: int = 0
+    cont_epochs: int = 0
+    cont_momentum: float | None = None
+    cont_done: bool = False
 
     def to_dict(self) -> dict:
-        return {
-            "epoch": self.epoch,
-            "step": self.step,
-            "best_metric": self.best_metric,
-            "best_epoch": self.best_epoch,
-            "best_state": self.best_state,
-            "bad_epochs": self.bad_epochs,
-            "augmented": self.augmented,
-            "history": self.history,
-        }
+        return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainState":
-        return cls(**d)
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})  # checkpoints from before a field existed
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -173,35 +174,151 @@ class Trainer:
             torch.cuda.set_rng_state_all(d["cuda_rng"])
         if self.state.augmented and d.get("augmented_x") is not None:
             self.train_split = Split(d["augmented_x"].to(self.device), d["augmented_y"].to(self.device))
+        if self.state.phase == "continuation":
+            self.train_split = self._all_training_images()
 
     # ------------------------------------------------------------------------------ the loop
     def run(self) -> dict[str, float]:
         cfg = self.cfg
-        while self.state.epoch < cfg.epochs:
-            if cfg.early_stopping and self.state.bad_epochs >= cfg.early_stopping.patience:
+        st = self.state
+        while st.phase == "train" and st.epoch < cfg.epochs:
+            if cfg.early_stopping and st.bad_epochs >= cfg.early_stopping.patience:
                 break  # resumed from the checkpoint of the epoch that triggered early stopping
-            epoch = self.state.epoch + 1
-            if cfg.mode == "augment" and not self.state.augmented and self.state.epoch >= self._augment_after():
+            epoch = st.epoch + 1
+            if cfg.mode == "augment" and not st.augmented and st.epoch >= self._augment_after():
                 self._augment()
             self.emit({"type": "epoch_start", "epoch": epoch, "epochs": cfg.epochs})
             loss, err = self._epoch(epoch)
             metrics = {"train_loss": loss, "train_error": err, **self._evaluate()}
             metrics["lr"] = self._lr()
-            self.state.epoch = epoch
+            if cfg.matrix_every and epoch % cfg.matrix_every == 0:
+                metrics.update(self._matrix(epoch))
+            st.epoch = epoch
             stop = self._early_stopping(metrics)
-            self.state.history.append({"epoch": epoch, **metrics})
+            st.history.append({"epoch": epoch, **metrics})
             self.emit({"type": "epoch_end", "epoch": epoch, "epochs": cfg.epochs, "metrics": metrics})
             if self.checkpoint_fn is not None and ((cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0) or epoch == cfg.epochs or stop):
                 self.checkpoint_fn(self)
             if stop:
-                self.emit({"type": "log", "message": f"early stopping after epoch {epoch}: best epoch {self.state.best_epoch}"})
+                self.emit({"type": "log", "message": f"early stopping after epoch {epoch}: best epoch {st.best_epoch}"})
                 break
-        if cfg.early_stopping and self.state.best_state is not None:
-            self.model.load_state_dict(self.state.best_state)
-            self.emit({"type": "log", "message": f"restored the weights of epoch {self.state.best_epoch} (best {cfg.early_stopping.metric})"})
-        out = {"epochs_run": float(self.state.epoch)}
+        if cfg.continuation and st.best_state is not None:
+            self._continue()
+        elif cfg.early_stopping and st.best_state is not None:
+            self.model.load_state_dict(st.best_state)
+            self.emit({"type": "log", "message": f"restored the weights of epoch {st.best_epoch} (best {cfg.early_stopping.metric})"})
+        out = {"epochs_run": float(st.epoch)}
         if cfg.early_stopping:
-            out["best_epoch"] = float(self.state.best_epoch)
+            out["best_epoch"] = float(st.best_epoch)
+        if cfg.continuation:
+            out["continuation_epochs"] = float(st.cont_epochs)
+            out["objective_target"] = st.best_train_objective
+            out["objectives_matched"] = float(st.cont_done)
+        return out
+
+    # ------------------------------------------------------------------------------ the recipe's second stage
+    def _schedule_step(self) -> int:
+        """The step the learning-rate schedule is at: in the continuation, the best epoch's step plus the
+        steps taken since (the recipe continues with the lr the best parameters had)."""
+        st = self.state
+        return st.best_step + st.step - st.cont_start_step if st.phase == "continuation" else st.step
+
+    def _all_training_images(self) -> Split:
+        v = self.data.valid
+        if v is None:
+            return self.data.train
+        return Split(torch.cat([self.data.train.x, v.x]), torch.cat([self.data.train.y, v.y]))
+
+    def _continue(self) -> None:
+        """mnist_pi_continued.yaml: from the best parameters, train on all training images until the
+        training objective on the validation images falls to the best epoch's training objective."""
+        cfg, st = self.cfg, self.state
+        if st.phase != "continuation":
+            self.model.load_state_dict(st.best_state)
+            st.phase = "continuation"
+            st.cont_start_step = st.step
+            st.cont_momentum = momentum_at(cfg, st.best_epoch)
+            self.opt = make_optimizer(self.model, cfg)  # the recipe's second run starts with zero velocity
+            self.emit({"type": "log", "message": (
+                f"continuation: from the weights of epoch {st.best_epoch} on all {len(self._all_training_images())} "
+                f"training images, lr {lr_at(cfg, st.best_step):.6g}, momentum {st.cont_momentum:.6g}, until the validation "
+                f"objective reaches {st.best_train_objective:.6g}")})
+        self.train_split = self._all_training_images()
+        target = st.best_train_objective
+        limit = cfg.continuation.max_epochs
+        while not st.cont_done and st.cont_epochs < limit:
+            epoch = st.epoch + 1
+            self.emit({"type": "epoch_start", "epoch": epoch, "epochs": cfg.epochs + limit})
+            loss, err = self._epoch(epoch)
+            metrics = {"train_loss": loss, "train_error": err, **self._evaluate()}
+            metrics["valid_objective"] = self._objective(self.data.valid)
+            metrics["target_objective"] = target
+            metrics["lr"] = self._lr()
+            if cfg.matrix_every and epoch % cfg.matrix_every == 0:
+                metrics.update(self._matrix(epoch))
+            st.epoch = epoch
+            st.cont_epochs += 1
+            st.cont_done = metrics["valid_objective"] <= target
+            st.history.append({"epoch": epoch, **metrics})
+            self.emit({"type": "epoch_end", "epoch": epoch, "epochs": cfg.epochs + limit, "metrics": metrics})
+            if self.checkpoint_fn is not None and (cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0 or st.cont_done):
+                self.checkpoint_fn(self)
+        if st.cont_done:
+            self.emit({"type": "log", "message": f"continuation: the validation objective reached the target after {st.cont_epochs} epochs"})
+        else:
+            self.emit({"type": "log", "message": f"continuation: stopped at its bound of {limit} epochs before the objectives met"})
+
+    def _batch_objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training objective of one batch as the training step computes it (dropout masks sampled),
+        without touching any parameter gradient: the value pylearn2 monitors as ``*_objective``."""
+        cfg, model, head, a = self.cfg, self.model, self.model.head, self.cfg.alpha
+        mode = cfg.mode
+        if mode == "adversarial":
+            xg = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                clean = head_loss(head, model(xg), y)
+                (g,) = torch.autograd.grad(clean, xg)
+            with torch.no_grad():
+                return a * clean.detach() + (1 - a) * head_loss(head, model(perturb(x, g.sign(), cfg.epsilon)), y)
+        with torch.no_grad():
+            logits = model(x)
+            loss = head_loss(head, logits, y)
+            if mode == "l1":
+                return loss + cfg.l1 * model.first_layer_weight().abs().sum()
+            if mode == "analytic":
+                return a * loss + (1 - a) * analytic_loss(model, x, y, cfg.epsilon, cfg.analytic_form)
+            if mode in ("sign_noise", "uniform_noise"):
+                return a * loss + (1 - a) * head_loss(head, model(self._noise(x)), y)
+            return loss
+
+    def _objective(self, split: Split) -> float:
+        flags = [(m, m.training) for m in self.model.modules()]
+        self.model.train()
+        total, n = 0.0, len(split)
+        try:
+            for s in range(0, n, 1000):
+                xb, yb = split.x[s : s + 1000], split.y[s : s + 1000]
+                total += float(self._batch_objective(xb, yb)) * len(yb)
+        finally:
+            for m, t in flags:
+                m.training = t
+        return total / max(n, 1)
+
+    def _matrix(self, epoch: int) -> dict[str, float]:
+        """The FGSM protocol matrix on the test split at ε = .25: gradient eval/dropout × clip on/off."""
+        x, y = self.data.test.x, self.data.test.y
+        has_masks = any(isinstance(m, MaskDropout) and m.p > 0 for m in self.model.modules())
+        out: dict[str, float] = {}
+        for g in ("eval", "dropout") if has_masks else ("eval",):
+            gen = mask_generator(self.seed, 100_000 + epoch, x.device) if g == "dropout" else None
+            d = fgsm_direction(self.model, x, y, batch_size=1000, gradient=g, generator=gen)
+            for clip in (True, False):
+                pred, conf = predict(self.model, perturb(x, d, MATRIX_EPS, clip), batch_size=1000)
+                wrong = pred != y
+                name = f"{g}+{'clip' if clip else 'noclip'}"
+                out[f"matrix_error[{name}]"] = float(wrong.double().mean())
+                if int(wrong.sum()):
+                    out[f"matrix_conf[{name}]"] = float(conf[wrong].double().mean())
         return out
 
     def _augment_after(self) -> int:
@@ -237,7 +354,7 @@ class Trainer:
         batches = math.ceil(n / cfg.batch_size)
         if cfg.optimizer == "sgd":
             for g in opt.param_groups:
-                g["momentum"] = momentum_at(cfg, epoch)
+                g["momentum"] = self.state.cont_momentum if self.state.phase == "continuation" else momentum_at(cfg, epoch)
         model.train()
         max_norm = getattr(model, "apply_max_norm", None)
         total_loss = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -248,7 +365,7 @@ class Trainer:
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             x, y = x_all.index_select(0, idx), y_all.index_select(0, idx)  # half the cost of x_all[idx]
             for g in opt.param_groups:
-                g["lr"] = lr_at(cfg, self.state.step)
+                g["lr"] = lr_at(cfg, self._schedule_step())
             opt.zero_grad(set_to_none=True)
             loss, logits = self._loss_and_backward(x, y)
             loss = loss.detach()
@@ -331,9 +448,12 @@ class Trainer:
         value = metrics.get(es.metric)
         if value is None:
             raise ValueError(f"early stopping on {es.metric} needs train.eval_adv = true")
-        if value < self.state.best_metric:
+        if value < self.state.best_metric:  # strict improvement (pylearn2: prop_decrease = 0)
             self.state.best_metric = value
             self.state.best_epoch = self.state.epoch
+            self.state.best_step = self.state.step
+            if self.cfg.continuation:
+                self.state.best_train_objective = self._objective(self.data.train)
             self.state.best_state = copy.deepcopy({k: v.detach().clone() for k, v in self.model.state_dict().items()})
             self.state.bad_epochs = 0
             return False
