@@ -48,6 +48,8 @@ class RunSpec:
     predicted: dict[float, dict] = field(default_factory=dict)  # labels "predicted"
     metrics: list[tuple[str, int, float]] = field(default_factory=list)
     summary: dict | None = None
+    reading: dict = field(default_factory=dict)  # the attack reading of ``points`` (gradient, clip, cost); default eval+clip+train
+    readings: dict[tuple, dict[float, dict]] = field(default_factory=dict)  # more sweeps: (gradient, clip, cost) -> points
 
 
 Specs = dict[str, RunSpec]
@@ -62,6 +64,8 @@ def merge(*many: Specs) -> Specs:
             o.points.update(s.points)
             o.predicted.update(s.predicted)
             o.metrics += s.metrics
+            o.reading = o.reading or s.reading
+            o.readings.update(s.readings)
             if s.summary is not None:
                 o.summary = {**(o.summary or {}), **s.summary}
     return out
@@ -79,7 +83,9 @@ class Catalog:
             name=f"{profile}:{key}", experiment=key, profile=profile, claims="", config_json=json.dumps({"key": key}), status="running",
         )
         if spec.points:
-            self.store.add_sweep_points(run.id, "fgsm", "true", [spec.points[e] for e in sorted(spec.points)])
+            self.store.add_sweep_points(run.id, "fgsm", "true", [spec.points[e] for e in sorted(spec.points)], **spec.reading)
+        for (gradient, clip, cost), pts in spec.readings.items():
+            self.store.add_sweep_points(run.id, "fgsm", "true", [pts[e] for e in sorted(pts)], gradient=gradient, clip=clip, cost=cost)
         if spec.predicted:
             self.store.add_sweep_points(run.id, "fgsm", "predicted", [spec.predicted[e] for e in sorted(spec.predicted)])
         if spec.metrics:
@@ -142,6 +148,7 @@ def _p19(v: dict) -> Specs:
         "maxout": rubbish_role(v["maxout error"], v["maxout confidence"]),
         "softmax": rubbish_role(v["softmax error"], v["softmax confidence"]),
         "rbf": rubbish_role(v["rbf error"], None if v["rbf error"] == 0 else 60.0),
+        "maxout_sigmoid": rubbish_role(v["maxout_sigmoid error"], v["maxout_sigmoid confidence"]),
     })}
 
 
@@ -176,8 +183,8 @@ class Spec:
 
 
 SPECS: dict[str, Spec] = {
-    "P01": Spec(lambda v: {"softmax": RunSpec(points={0.25: pt(0.25, error=v["error"], conf=v["confidence"])})}, [{"softmax"}]),
-    "P02": Spec(lambda v: {"maxout": RunSpec(points={0.25: pt(0.25, error=v["error"], conf=v["confidence"])})}, [{"maxout"}],
+    "P01": Spec(lambda v: {"softmax": RunSpec(points={0.25: pt(0.25, error=v["error"], conf_wrong=v["confidence"])})}, [{"softmax"}]),
+    "P02": Spec(lambda v: {"maxout": RunSpec(points={0.25: pt(0.25, error=v["error"], conf_wrong=v["confidence"])})}, [{"maxout"}],
                 no={"error": 40.0}),
     "P03": Spec(lambda v: {"logreg_3v7": RunSpec(points={0.0: pt(0.0, error=v["clean error"]), 0.25: pt(0.25, error=99.0)})}, [{"logreg_3v7"}]),
     "P04": Spec(lambda v: {"logreg_3v7": RunSpec(points={0.0: pt(0.0, error=1.6), 0.25: pt(0.25, error=v["error"])})}, [{"logreg_3v7"}]),
@@ -187,20 +194,26 @@ SPECS: dict[str, Spec] = {
                 [{"maxout"}, {"maxout_adv"}], no={"naive clean error": 0.84, "adversarial clean error": 0.94}),
     "P07": Spec(lambda v: {"maxout1600": RunSpec(points={0.0: pt(0.0, error=v["clean error"])})}, [{"maxout1600"}]),
     "P08": Spec(_p08, [{"maxout1600_adv@s0", "maxout1600_adv@s1"}]),
+    # P09's adversarial side, P10-P12: the 1600-unit retrained adversarial model, mean over its seeds
     "P09": Spec(lambda v: {"maxout": RunSpec(points={0.25: pt(0.25, error=v["naive error"])}),
-                           "maxout_adv": RunSpec(points={0.25: pt(0.25, error=v["adversarial error"])})},
-                [{"maxout"}, {"maxout_adv"}], no={"naive error": 17.9, "adversarial error": 89.4}),
-    "P10": Spec(lambda v: {"maxout_adv": RunSpec(points={0.25: pt(0.25, error=17.9, conf_wrong=v["confidence on mistakes"])})}, [{"maxout_adv"}]),
-    "P11": Spec(lambda v: {"transfer_naive_to_adv": RunSpec(summary=transfer_summary(target_error=v["error"] / 100))}, [{"transfer_naive_to_adv"}]),
-    "P12": Spec(lambda v: {"transfer_adv_to_naive": RunSpec(summary=transfer_summary(target_error=v["error"] / 100))}, [{"transfer_adv_to_naive"}]),
-    "P13": Spec(lambda v: {"maxout_sign_noise": RunSpec(points={0.25: pt(0.25, error=v["error"], conf=v["confidence"])}),
+                           "maxout1600_adv@s0": RunSpec(points={0.25: pt(0.25, error=v["adversarial error"] - 0.5)}),
+                           "maxout1600_adv@s1": RunSpec(points={0.25: pt(0.25, error=v["adversarial error"] + 0.5)})},
+                [{"maxout"}, {"maxout1600_adv@s0", "maxout1600_adv@s1"}], no={"naive error": 17.9, "adversarial error": 89.4}),
+    "P10": Spec(lambda v: {f"maxout1600_adv@s{s}": RunSpec(points={0.25: pt(0.25, error=17.9, conf_wrong=v["confidence on mistakes"] + d)})
+                           for s, d in ((0, -1.0), (1, 1.0))}, [{"maxout1600_adv@s0", "maxout1600_adv@s1"}]),
+    "P11": Spec(lambda v: {f"transfer_naive_to_adv@s{s}": RunSpec(summary=transfer_summary(target_error=(v["error"] + d) / 100))
+                           for s, d in ((0, -0.25), (1, 0.25))}, [{"transfer_naive_to_adv@s0", "transfer_naive_to_adv@s1"}]),
+    "P12": Spec(lambda v: {f"transfer_adv_to_naive@s{s}": RunSpec(summary=transfer_summary(target_error=(v["error"] + d) / 100))
+                           for s, d in ((0, -0.25), (1, 0.25))}, [{"transfer_adv_to_naive@s0", "transfer_adv_to_naive@s1"}]),
+    "P13": Spec(lambda v: {"maxout_sign_noise": RunSpec(points={0.25: pt(0.25, error=v["error"], conf_wrong=v["confidence"])}),
                            "maxout": RunSpec(points={0.25: pt(0.25, error=v["_naive"])})},
                 [{"maxout_sign_noise"}], extra={"_naive": 89.4}, optional={"maxout"}, no={"_naive": 50.0}),
-    "P14": Spec(lambda v: {"maxout_uniform_noise": RunSpec(points={0.25: pt(0.25, error=v["error"], conf=v["confidence"])}),
+    "P14": Spec(lambda v: {"maxout_uniform_noise": RunSpec(points={0.25: pt(0.25, error=v["error"], conf_wrong=v["confidence"])}),
                            "maxout": RunSpec(points={0.25: pt(0.25, error=v["_naive"])})},
                 [{"maxout_uniform_noise"}], extra={"_naive": 89.4}, optional={"maxout"}, no={"_naive": 60.0}),
     "P15": Spec(lambda v: {"rbf": RunSpec(points={0.0: pt(0.0, error=2.0, conf=v["clean mean confidence"]),
-                                                  0.25: pt(0.25, error=v["error"], conf_wrong=v["confidence on mistakes"])})},
+                                                  0.25: pt(0.25, error=v["error"], conf_wrong=v["confidence on mistakes"])},
+                                          reading={"cost": "true_class"})},  # P15's headline reading
                 [{"rbf"}], no={"confidence on mistakes": 10.5}),
     "P16": Spec(lambda v: {"transfer_maxout_to_softmax": RunSpec(summary=transfer_summary(agree_on_source_mistakes=v["softmax"] / 100)),
                            "transfer_maxout_to_rbf": RunSpec(summary=transfer_summary(agree_on_source_mistakes=v["RBF"] / 100))},
@@ -599,7 +612,11 @@ def test_reproduce_quick_s05_end_to_end_then_reused(capsys, catalog_url, mnist_r
     assert code == 0, err
     rows = {r["id"]: r for r in json.loads(out)}
     s05 = rows["S05"]
-    assert s05["profile"] == "quick" and s05["runs"] == ids and s05["verdict"] in ("PASS", "FAIL")
+    # a run counts for every profile whose step is the same experiment: S05's steps are the same in all
+    # three profiles, and the report prefers paper, then standard, then quick
+    assert s05["profile"] == "paper" and s05["runs"] == ids and s05["verdict"] in ("PASS", "FAIL")
+    code, out, err = main_in_process(capsys, "report", "--json", "--profile", "quick", "--db", catalog_url)
+    assert {r["id"]: r for r in json.loads(out)}["S05"]["profile"] == "quick"
     assert {c for c, r in rows.items() if r["verdict"] != "NOT RUN"} == {"S05"}
 
     def acc(key: str, eps: float) -> float:
@@ -636,3 +653,78 @@ def test_s05_a_collapsed_analytic_model_is_not_the_papers_side(cat, store):
         runs["logreg_0v1_analytic"].points[0.0] = pt(0.0, accuracy=clean)
         cat.write(runs)
         assert measure(store, "S05").direction == side
+
+
+# ------------------------------------------------------------------------------------------------ the protocol matrix
+def test_p02_reports_every_reading_and_the_headline_is_eval_unclipped(cat, store):
+    """Four readings of the naive maxout's sweep; the verdict uses the headline's (eval, unclipped), the
+    matrix shows each with its distance and verdict."""
+    values = {("eval", True, "train"): (78.8, 96.6), ("eval", False, "train"): (90.5, 98.5),
+              ("dropout", True, "train"): (60.0, 91.4), ("dropout", False, "train"): (73.6, 96.1)}
+    spec = RunSpec(readings={k: {0.25: pt(0.25, error=e, conf_wrong=c)} for k, (e, c) in values.items()})
+    cat.run("maxout", spec)
+    r = measure(store, "P02")
+    assert r.reading == "eval+noclip" and r.verdict == "PASS"
+    got = {p["name"]: p["measured"] for p in r.parts if "measured" in p}
+    assert got == pytest.approx({"error": 90.5, "confidence": 98.5})
+    rows = {x["reading"]: x for x in r.readings}
+    assert set(rows) == {"eval+clip", "eval+noclip", "dropout+clip", "dropout+noclip"}
+    for (g, clip, cost), (e, c) in values.items():
+        x = rows[f"{g}+{'clip' if clip else 'noclip'}"]
+        assert (x["gradient"], x["clip"], x["cost"]) == (g, clip, cost)
+        assert x["measured"] == pytest.approx({"error": e, "confidence": c})
+        assert x["distance"] == pytest.approx(max(abs(e - 89.4), abs(c - 97.6)))
+        assert x["verdict"] == ("PASS" if abs(e - 89.4) <= 5 and abs(c - 97.6) <= 10 else "FAIL")
+        assert x["headline"] == (g == "eval" and not clip)
+    assert "headline reading eval+noclip" in r.note
+
+
+def test_report_json_and_markdown_carry_the_matrix(cat, file_store, capsys, catalog_url):
+    cat = Catalog(file_store)
+    cat.run("rbf", RunSpec(readings={(("eval", clip, cost)): {0.0: pt(0.0, error=13.0, conf=60.0), 0.25: pt(0.25, error=e, conf_wrong=1.3)}
+                                     for (clip, cost), e in {(True, "train"): 84.0, (False, "train"): 90.0, (True, "true_class"): 55.0,
+                                                             (False, "true_class"): 70.0}.items()}))
+    code, out, err = main_in_process(capsys, "report", "--json", "--db", catalog_url)
+    assert code == 0, err
+    p15 = {r["id"]: r for r in json.loads(out)}["P15"]
+    assert p15["reading"] == "eval+clip+true_class" and p15["verdict"] == "PASS"
+    assert {(x["cost"], x["clip"]): x["verdict"] for x in p15["readings"]} == {
+        ("train", True): "FAIL", ("train", False): "FAIL", ("true_class", True): "PASS", ("true_class", False): "FAIL"}
+    assert all({"gradient", "clip", "cost", "measured", "verdict"} <= set(x) for x in p15["readings"])
+    code, out, err = main_in_process(capsys, "report", "--markdown", "--db", catalog_url)
+    assert code == 0, err
+    assert "## Protocol matrix" in out and "| P15 | ★ true-class cost, clipped |" in out
+    code, out, err = main_in_process(capsys, "report", "--db", catalog_url)
+    assert code == 0 and "Protocol" in out and "true-class" in out and "unclipped" in out  # (folded at 80 columns)
+
+
+def test_a_collapsed_model_never_passes(cat, store):
+    """P02 at the paper's values on a model whose clean error is 40%: FAIL, saying why."""
+    cat.run("maxout", RunSpec(reading={"clip": False}, points={0.0: pt(0.0, error=40.0), 0.25: pt(0.25, error=89.4, conf_wrong=97.6)}))
+    r = measure(store, "P02")
+    assert r.verdict == "FAIL" and r.problems and "degenerate" in r.problems[0] and "40.00%" in r.problems[0]
+    assert all(x["verdict"] != "PASS" for x in r.readings)
+
+
+def test_a_not_run_claim_says_which_command_fills_it(store):
+    (p01,) = [r for r in scorecard(store) if r.id == "P01"]
+    assert p01.verdict == "NOT RUN" and "adv-tui reproduce --profile quick --only P01" in p01.note
+
+
+@pytest.mark.slow
+def test_the_readme_main_job_fills_p01(capsys, catalog_url, mnist_root, tmp_path, monkeypatch):
+    """`adv-tui run configs/softmax.toml --headless` (the README's first command) and nothing else:
+    the report measures P01 from that run, since it is the same experiment as the suite's softmax step."""
+    monkeypatch.setenv("ADV_TUI_CHECKPOINTS", str(tmp_path / "ck"))
+    code, out, err = main_in_process(capsys, "run", "configs/softmax.toml", "--headless", "--json", "--db", catalog_url, "--data-dir", str(mnist_root))
+    assert code == 0, err
+    rid = json.loads(out)["run_id"]
+    code, out, err = main_in_process(capsys, "report", "--json", "--db", catalog_url)
+    p01 = {r["id"]: r for r in json.loads(out)}["P01"]
+    assert p01["verdict"] in ("PASS", "FAIL") and p01["runs"] == [rid]
+    assert p01["parts"][0]["measured"] > 95
+    # another config (other epochs) is another experiment: it does not count
+    code, out, err = main_in_process(capsys, "run", "configs/softmax.toml", "--headless", "--json", "--db", catalog_url, "--data-dir", str(mnist_root),
+                                     "--set", "train.epochs=1", "--set", "sweep.epsilons=[0,.25]")
+    code, out, err = main_in_process(capsys, "report", "--json", "--db", catalog_url)
+    assert {r["id"]: r for r in json.loads(out)}["P01"]["runs"] == [rid]

@@ -49,8 +49,10 @@ def test_only_selects_a_claims_steps_and_their_parents():
     r = rp.Reproducer.__new__(rp.Reproducer)
     keys = [s.key for s in r._select(rp.suite("quick"), ["p08"])]
     assert keys == ["maxout1600_adv_es@s0", "maxout1600_adv@s0", "maxout1600_adv_es@s1", "maxout1600_adv@s1"]
+    # P11 reads the transfer from the naive 1600-unit model to each retrained adversarial seed
     keys = [s.key for s in r._select(rp.suite("quick"), ["P11"])]
-    assert keys == ["maxout", "maxout_adv", "transfer_naive_to_adv"]
+    assert keys == ["maxout1600", "maxout1600_adv_es@s0", "maxout1600_adv@s0", "maxout1600_adv_es@s1", "maxout1600_adv@s1",
+                    "transfer_naive_to_adv@s0", "transfer_naive_to_adv@s1"]
     with pytest.raises(UserError, match="unknown claim"):
         r._select(rp.suite("quick"), ["P99"])
 
@@ -70,7 +72,7 @@ def test_retrain_config_takes_the_parents_recipe_without_validation_or_early_sto
     step = steps["maxout1600_adv@s1"]
     cfg = rp.step_config(step, "quick", _fake_run(json.loads(parent_cfg.to_json()), {"best_epoch": 2.0}))
     assert cfg.train.epochs == 2 and cfg.train.early_stopping is None and not cfg.data.validation and cfg.sweep.enabled
-    assert cfg.experiment == "maxout1600_adv@s1" and cfg.claims == ["P08"] and cfg.seed == 1
+    assert cfg.experiment == "maxout1600_adv@s1" and cfg.claims == ["P08", "P09", "P10", "P11", "P12"] and cfg.seed == 1
     assert cfg.model == parent_cfg.model and cfg.train.mode == "adversarial" and cfg.train.alpha == 0.5
     assert "run 7" in cfg.description
     with pytest.raises(UserError, match="no best epoch"):
@@ -85,9 +87,9 @@ def test_reproducer_runs_a_retrain_after_its_parent_and_reuses_both(tmp_path, mo
     second pass that creates no run."""
     small = {"data.train_limit": 600, "data.test_limit": 300, "sweep.epsilons": [0.0, 0.25], "sweep.samples": 0}
     steps = [
-        rp.Step("soft_es", ["P01"], "softmax.toml",
-                {**small, "train.epochs": 4, "data.validation": True, "train.early_stopping": {"metric": "valid_error", "patience": 1}}),
-        rp.Step("soft_full", ["P01"], retrain_of="soft_es"),
+        rp.Step("soft_es", "softmax.toml",
+                {**small, "train.epochs": 4, "data.validation": True, "train.early_stopping": {"metric": "valid_error", "patience": 1}}, claims=["P01"]),
+        rp.Step("soft_full", retrain_of="soft_es", claims=["P01"]),
     ]
     monkeypatch.setattr(rp, "suite", lambda profile: steps)
     store = Store(str(tmp_path / "runs.db"))
@@ -121,3 +123,56 @@ def test_report_markdown_appends_the_discussion_file(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "--markdown" in err
     code, out, err = main_in_process(capsys, "report", "--db", db, "--markdown", "--discussion", str(tmp_path / "nope.md"))
     assert code == 2 and err.count("\n") == 1 and "nope.md" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------ derived from the claims
+@pytest.mark.parametrize("profile", rp.PROFILES)
+def test_the_suite_is_what_the_claims_read(profile):
+    """Every step of a profile is read by a claim or needed by one that is; every claim's reads exist."""
+    steps = rp.suite(profile)
+    keys = {s.key for s in steps}
+    read = {k for c in CLAIMS for pattern in c.reads for k in rp.step_reads(pattern, [s.key for s in rp._steps(profile)])}
+    needed = set(read)
+    by_key = {s.key: s for s in steps}
+    frontier = list(read)
+    while frontier:
+        for parent in by_key[frontier.pop()].needs:
+            if parent not in needed:
+                needed.add(parent)
+                frontier.append(parent)
+    assert keys == needed
+    for c in CLAIMS:
+        assert c.reads, c.id
+        for pattern in c.reads:
+            assert rp.step_reads(pattern, list(keys)), (c.id, pattern)
+
+
+def test_a_measure_may_read_only_what_its_claim_declares(monkeypatch):
+    from tui_adv.claims import Ctx, evaluate_claim
+
+    store = Store("sqlite://")
+    claim = next(c for c in CLAIMS if c.id == "P01")
+    monkeypatch.setattr(claim, "reads", ["logreg_3v7"])
+    with pytest.raises(AssertionError, match="does not declare"):
+        evaluate_claim(claim, Ctx(store, "quick"))
+
+
+def test_standard_is_quick_but_for_the_two_240_unit_maxouts():
+    q = {s.key: s for s in rp.suite("quick")}
+    st = {s.key: s for s in rp.suite("standard")}
+    assert set(q) == set(st)
+    differ = [k for k in q if q[k].config and rp.identity(rp.step_config(q[k], "quick").to_json()) != rp.identity(rp.step_config(st[k], "standard").to_json())]
+    assert differ == ["maxout", "maxout_adv"]
+    m = rp.step_config(st["maxout"], "standard")
+    assert m.train.epochs == 250 and m.train.early_stopping.patience == 100 and m.data.validation and m.train.eval_limit is None
+    assert m.train.matrix_every == 25 and m.sweep.matrix
+    p = rp.step_config({s.key: s for s in rp.suite("paper")}["maxout"], "paper")
+    assert p.train.continuation is not None and p.train.early_stopping.patience == 100
+
+
+def test_identity_ignores_labels_only():
+    a = json.dumps({"name": "x", "claims": ["P01"], "experiment": "softmax", "profile": None, "description": "d", "seed": 0, "train": {"epochs": 3}})
+    b = json.dumps({"name": "quick:softmax", "claims": [], "experiment": "s", "profile": "quick", "description": "", "seed": 0, "train": {"epochs": 3}})
+    c = json.dumps({"name": "x", "seed": 1, "train": {"epochs": 3}})
+    assert rp.identity(a) == rp.identity(b) != rp.identity(c)
+    assert rp.identity("[[") == ""

@@ -232,16 +232,29 @@ def _duration(run) -> str:
 def _print_summary(store, run) -> None:
     from rich.table import Table
 
+    from .catalog.schema import variant_label
+
     con = _out_console()
     t = Table(title=f"run {run.id} · {run.name} · {run.status}", title_justify="left")
+    sweeps = store.sweeps(run.id)
+    several = len(sweeps) > 1
+    if several:
+        t.add_column("reading")
     t.add_column("ε", justify="right")
     t.add_column("accuracy", justify="right")
     t.add_column("error", justify="right")
     t.add_column("mean conf.", justify="right")
     t.add_column("conf. on mistakes", justify="right")
-    for sweep in store.sweeps(run.id):
-        for p in sweep["points"]:
-            t.add_row(f"{p['epsilon']:g}", _fmt_pct(p["accuracy"]), _fmt_pct(p["error"]), _fmt_pct(p["mean_confidence"]), _fmt_pct(p["mean_confidence_wrong"]))
+    for sweep in sweeps:
+        name = variant_label(sweep["gradient"], sweep["clip"], sweep["cost"]) or "eval gradient, clipped"
+        if sweep["labels"] != "true":
+            name = f"{sweep['labels']} labels, {name}"
+        if sweep["masks"] > 1:
+            name += f" (mean of {sweep['masks']} mask draws)"
+        for i, p in enumerate(sweep["points"]):
+            err = _fmt_pct(p["error"]) + (f" ±{100 * p['error_spread']:.2f}" if p.get("error_spread") else "")
+            row = [f"{p['epsilon']:g}", _fmt_pct(p["accuracy"]), err, _fmt_pct(p["mean_confidence"]), _fmt_pct(p["mean_confidence_wrong"])]
+            t.add_row(*([name if i == 0 else ""] if several else []), *row, end_section=several and i == len(sweep["points"]) - 1)
     if t.row_count:
         con.print(t)
     con.print(f"clean error {_fmt_pct(run.clean_error)} · FGSM error (ε=.25) {_fmt_pct(run.fgsm_error)} · {_duration(run)} on {run.device} · catalog {store.url}")
@@ -427,7 +440,7 @@ def data(ctx: typer.Context, data_dir: DataOpt = None) -> None:
 @app.command()
 def reproduce(
     ctx: typer.Context,
-    profile: Annotated[str, typer.Option("--profile", help="quick (measured: 17 min on a 2-core CPU) | paper (full scale, for a GPU).")] = "quick",
+    profile: Annotated[str, typer.Option("--profile", help="quick (about 20 min on a 2-core CPU) | standard (quick + the 240-unit maxouts at the paper's length, 1-2 h on a 2-core CPU) | paper (full scale, for a GPU).")] = "quick",
     only: Annotated[Optional[str], typer.Option("--only", help="Comma-separated claim ids, e.g. P02,P09 (their parent runs come along).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Run every step again instead of reusing finished runs.")] = False,
     headless: Annotated[bool, typer.Option("--headless", help="Progress on stderr, no dashboard (always so for now: watch the suite from `adv-tui` in another terminal).")] = True,
@@ -488,6 +501,27 @@ def _print_scorecard(results) -> None:
     for r in results:
         t.add_row(r.id, r.title, r.paper, r.measured, r.profile or "—", f"[{colour[r.verdict]}]{r.verdict}[/]", r.direction or "", ",".join(map(str, r.runs)))
     _out_console().print(t)
+    _print_matrix(results)
+
+
+def _print_matrix(results) -> None:
+    """The protocol matrix: every reading of each matrix claim, its values, distance and verdict."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from .claims import matrix_rows
+
+    rows = matrix_rows(results)
+    if not rows:
+        return
+    t = Table(title="Protocol matrix: every reading of what the paper leaves unstated (★ = the headline's reading)", title_justify="left")
+    for c in ("claim", "reading", "measured", "distance", "verdict"):
+        t.add_column(c, overflow="fold")
+    colour = {"PASS": "green", "FAIL": "red", "NOT RUN": "dim"}
+    for claim_id, reading, measured, distance, verdict, headline in rows:
+        t.add_row(claim_id, ("★ " if headline else "  ") + reading, measured, distance, Text(verdict, style=colour[verdict]),
+                  end_section=False)
+    _out_console().print(t)
 
 
 @app.command()
@@ -496,7 +530,7 @@ def report(
     db: DbOpt = None,
     as_json: JsonOpt = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print REPRODUCTION.md.")] = False,
-    profile: Annotated[Optional[str], typer.Option("--profile", help="Only this profile (default: paper where run, else quick).")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Only this profile (default: for each claim paper where its runs exist, else standard, else quick).")] = None,
     discussion: Annotated[
         Optional[Path], typer.Option("--discussion", help="With --markdown: append this hand-written Markdown file (the discussion of each FAIL).")
     ] = None,

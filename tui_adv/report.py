@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .catalog.store import Store
-from .claims import OUT_OF_REACH, Result
+from .claims import OUT_OF_REACH, Result, matrix_rows
 
 def _profile_runs(store: Store, results: list[Result]) -> list[str]:
     ids = sorted({i for r in results for i in r.runs})
@@ -38,6 +38,25 @@ def markdown(store: Store, results: list[Result], discussion: str | None = None)
         lines.append(
             f"| {r.id} | {r.title} | {r.paper} | {r.measured} | {r.profile or '—'} | **{r.verdict}** | {r.direction or ''} | {', '.join(map(str, r.runs))} |"
         )
+    matrix = matrix_rows(results)
+    if matrix:
+        lines += [
+            "",
+            "## Protocol matrix",
+            "",
+            "The paper does not say whether its FGSM gradient was taken through dropout masks (pylearn2's training",
+            "cost) or in eval mode, whether the adversarial images were clipped to [0, 1], or which cost the RBF was",
+            "attacked with (`../shared/paper/protocol.md`). Every reading is measured; ★ marks the one each claim's",
+            "verdict uses (`HEADLINE` in `tui_adv/claims.py` says why).",
+            "",
+            "| claim | reading | measured | distance to the paper | verdict |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        lines += [f"| {cid} | {'★ ' if head else ''}{reading} | {measured} | {dist} | {verdict} |" for cid, reading, measured, dist, verdict, head in matrix]
+        heads = {r.id: r.note for r in results if r.reading}
+        why = sorted({n.split(" · ")[0] for n in heads.values() if n.startswith("headline reading")})
+        if why:
+            lines += ["", *[f"- {w}" for w in why]]
     details = [r for r in results if any(p.get("name") == "details" for p in r.parts)]
     if details:
         lines += ["", "## Details", ""]

@@ -29,13 +29,19 @@ from .errors import UserError
 
 Emit = Callable[[dict[str, Any]], None]
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-PROFILES = ("quick", "paper")
+PROFILES = ("quick", "standard", "paper")
+PROFILE_HELP = {
+    "quick": "every experiment at a scale that finishes on a 2-core CPU in about 20 minutes",
+    "standard": "quick, plus the 240-unit naive and adversarial maxouts trained 250 epochs with the recipe's early stopping (a 2-core CPU, about 1-2 hours)",
+    "paper": "full scale: the recipe with early stopping and continuation, 1600-unit networks, 5 seeds, 12 ensemble members (for a GPU)",
+}
+# what identifies a run's experiment: the config without its labels
+_LABEL_KEYS = ("name", "description", "claims", "experiment", "profile")
 
 
 @dataclass
 class Step:
     key: str
-    claims: list[str]
     config: str | None = None  # a file in configs/ (training step)
     overrides: dict[str, Any] = field(default_factory=dict)
     analysis: str | None = None  # analysis kind
@@ -44,6 +50,7 @@ class Step:
     # a training step that retrains ``retrain_of``'s config without a validation split (all training
     # images), without early stopping, for the number of epochs that run early-stopped at (P08)
     retrain_of: str | None = None
+    claims: list[str] = field(default_factory=list)  # filled from the claims that read this step
 
     @property
     def needs(self) -> list[str]:
@@ -55,64 +62,114 @@ def _maxout_quick(epochs: int, **extra: Any) -> dict[str, Any]:
     return {"train.epochs": epochs, "train.eval_limit": 2000, "sweep.samples": 8, **extra}
 
 
-def suite(profile: str) -> list[Step]:
-    """The ordered steps of a profile (parents before the analyses that use them)."""
+def seeds(profile: str) -> int:
+    """How many seeds of the 1600-unit adversarial model (P08 and the claims read from it)."""
+    return 5 if profile == "paper" else 2
+
+
+def _steps(profile: str) -> list[Step]:
+    """Every step the suite knows, for a profile, parents before the steps that read them. Which of them
+    run is decided by the claims (:func:`suite`)."""
     if profile not in PROFILES:
-        raise UserError(f"unknown profile {profile!r}; choose quick or paper")
-    q = profile == "quick"
+        raise UserError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    q = profile != "paper"  # standard is quick but for the two 240-unit maxouts
     es_naive = {"data.validation": True, "train.early_stopping": {"metric": "valid_error", "patience": 3 if q else 100}}
     es_adv = {"data.validation": True, "train.early_stopping": {"metric": "valid_adv_error", "patience": 3 if q else 100}}
+    # the recipe at full length: the first 50k, early stopping with patience 100 on the whole validation
+    # split; the paper profile then continues on all 60k (mnist_pi_continued.yaml)
+    recipe = {"data.validation": True, "train.early_stopping": {"metric": "valid_error", "patience": 100}, "train.eval_limit": None, "train.matrix_every": 25}
+    if profile == "quick":
+        maxout240 = _maxout_quick(12, **es_naive)
+    elif profile == "standard":
+        maxout240 = {**recipe, "train.epochs": 250, "sweep.samples": 8}
+    else:
+        maxout240 = {**recipe, "train.epochs": 1000, "train.continuation": {"max_epochs": 500}}
+    m1600_quick = {"data.train_limit": 10000, "sweep.epsilons": [0.0, 0.25], "sweep.matrix_masks": 1}
     steps = [
-        Step("softmax", ["P01", "P16", "P17", "P19"], "softmax.toml"),
-        Step("logreg_3v7", ["P03", "P04", "P21"], "logreg_3v7.toml"),
-        Step("rbf", ["P15", "P16", "P17", "P19"], "rbf.toml"),
-        Step("maxout", ["P02", "P06", "P09", "P11", "P12", "P13", "P14", "P16", "P17", "P19", "P20", "P21", "S06", "S07"], "maxout.toml",
-             _maxout_quick(12, **es_naive) if q else {"train.epochs": 1000, **es_naive}),
-        Step("maxout_adv", ["P06", "P09", "P10", "P11", "P12", "P21", "S06"], "maxout_adv.toml",
-             _maxout_quick(12, **es_naive) if q else {"train.epochs": 1000, **es_naive}),
-        Step("maxout_l1", ["P05"], "maxout_l1.toml", _maxout_quick(2) if q else {}),
-        Step("maxout_sign_noise", ["P13"], "maxout_sign_noise.toml", _maxout_quick(5) if q else {}),
-        Step("maxout_uniform_noise", ["P14"], "maxout_uniform_noise.toml", _maxout_quick(5) if q else {}),
-        Step("maxout1600", ["P07"], "maxout1600.toml",
-             _maxout_quick(3, **{"data.train_limit": 10000, "sweep.epsilons": [0.0, 0.25]}) if q else {"train.epochs": 1000, **es_naive}),
+        Step("softmax", "softmax.toml"),
+        Step("logreg_3v7", "logreg_3v7.toml"),
+        Step("rbf", "rbf.toml"),
+        Step("maxout", "maxout.toml", maxout240),
+        Step("maxout_adv", "maxout_adv.toml", maxout240),
+        Step("maxout_sigmoid", "maxout_sigmoid.toml", _maxout_quick(12, **es_naive) if q else {"train.epochs": 1000, **es_naive}),
+        Step("maxout_l1", "maxout_l1.toml", _maxout_quick(2) if q else {}),
+        Step("maxout_sign_noise", "maxout_sign_noise.toml", _maxout_quick(5) if q else {}),
+        Step("maxout_uniform_noise", "maxout_uniform_noise.toml", _maxout_quick(5) if q else {}),
+        Step("maxout1600", "maxout1600.toml", _maxout_quick(3, **m1600_quick) if q else {"train.epochs": 1000, **es_naive}),
     ]
     # P08: early stopping on adversarial validation error, then the same recipe on all 60k for the
-    # epoch count early stopping chose; the claim is the mean test error of the retrained runs
-    for s in range(2 if q else 5):
+    # epoch count early stopping chose; P08-P12 read the retrained runs (mean ± spread over the seeds)
+    for s in range(seeds(profile)):
         steps.append(
-            Step(f"maxout1600_adv_es@s{s}", ["P08"], "maxout1600_adv.toml",
-                 {**_maxout_quick(3, **{"data.train_limit": 10000}), "seed": s, "sweep.enabled": False, "sweep.epsilons": [0.0, 0.25],
+            Step(f"maxout1600_adv_es@s{s}", "maxout1600_adv.toml",
+                 {**_maxout_quick(3, **m1600_quick), "seed": s, "sweep.enabled": False,
                   "data.validation": True, "train.early_stopping": {"metric": "valid_adv_error", "patience": 1}} if q
-                 else {"seed": s, "train.epochs": 1000, **es_adv})
+                 else {"seed": s, "train.epochs": 1000, "sweep.enabled": False, **es_adv})
         )
-        steps.append(Step(f"maxout1600_adv@s{s}", ["P08"], retrain_of=f"maxout1600_adv_es@s{s}"))
+        steps.append(Step(f"maxout1600_adv@s{s}", retrain_of=f"maxout1600_adv_es@s{s}"))
     for s in range(12):
         steps.append(
-            Step(f"ensemble@s{s}", ["P18"], "maxout.toml",
+            Step(f"ensemble@s{s}", "maxout.toml",
                  {**_maxout_quick(3, **{"data.train_limit": 20000}), "seed": 100 + s, "sweep.enabled": False} if q
                  else {"seed": 100 + s, "sweep.enabled": False})
         )
     steps += [
-        Step("inception", ["S01", "S02"], "inception.toml",
+        Step("inception", "inception.toml",
              {"data.train_limit": 8000, "data.test_limit": 2000, "train.epochs": 2, "train.eval_limit": 1000} if q else {}),
-        Step("softmax_analytic", ["S03"], "softmax_analytic.toml"),
-        Step("softmax_augment", ["S04"], "softmax_augment.toml"),
-        Step("logreg_0v1", ["S05"], "logreg_0v1.toml"),
-        Step("logreg_0v1_analytic", ["S05"], "logreg_0v1_analytic.toml"),
-        Step("maxout_augment", ["S07"], "maxout_augment.toml", _maxout_quick(5) if q else {}),
+        Step("softmax_analytic", "softmax_analytic.toml"),
+        Step("softmax_augment", "softmax_augment.toml"),
+        Step("logreg_0v1", "logreg_0v1.toml"),
+        Step("logreg_0v1_analytic", "logreg_0v1_analytic.toml"),
+        Step("maxout_augment", "maxout_augment.toml", _maxout_quick(5) if q else {}),
         # analyses of the runs above
-        Step("transfer_naive_to_adv", ["P11"], analysis="transfer", parents={"source": "maxout", "target": "maxout_adv"}),
-        Step("transfer_adv_to_naive", ["P12"], analysis="transfer", parents={"source": "maxout_adv", "target": "maxout"}),
-        Step("transfer_maxout_to_softmax", ["P16", "P17"], analysis="transfer", parents={"source": "maxout", "target": "softmax"}),
-        Step("transfer_maxout_to_rbf", ["P16", "P17"], analysis="transfer", parents={"source": "maxout", "target": "rbf"}),
-        Step("ensemble", ["P18"], analysis="ensemble", parents={f"m{s}": f"ensemble@s{s}" for s in range(12)}),
-        Step("rubbish", ["P19"], analysis="rubbish", parents={"maxout": "maxout", "softmax": "softmax", "rbf": "rbf"}),
-        Step("logit_curve", ["P20"], analysis="logit_curve", parents={"model": "maxout"}, params={"digit": 4}),
-        Step("weights", ["P21"], analysis="weights", parents={"logreg_3v7": "logreg_3v7", "maxout": "maxout", "maxout_adv": "maxout_adv"}),
-        Step("softmax_augment_predicted", ["S04"], analysis="sweep", parents={"model": "softmax_augment"},
+        Step("transfer_maxout_to_softmax", analysis="transfer", parents={"source": "maxout", "target": "softmax"}),
+        Step("transfer_maxout_to_rbf", analysis="transfer", parents={"source": "maxout", "target": "rbf"}),
+        Step("ensemble", analysis="ensemble", parents={f"m{s}": f"ensemble@s{s}" for s in range(12)}),
+        Step("rubbish", analysis="rubbish", parents={"maxout": "maxout", "softmax": "softmax", "rbf": "rbf", "maxout_sigmoid": "maxout_sigmoid"}),
+        Step("logit_curve", analysis="logit_curve", parents={"model": "maxout"}, params={"digit": 4}),
+        Step("weights", analysis="weights", parents={"logreg_3v7": "logreg_3v7", "maxout": "maxout", "maxout_adv": "maxout_adv"}),
+        Step("softmax_augment_predicted", analysis="sweep", parents={"model": "softmax_augment"},
              params={"labels": "predicted", "epsilons": [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]}),
     ]
+    # P11/P12 on the 1600-unit models: the naive 1600 (the paper's "original model") and each seed
+    for s in range(seeds(profile)):
+        steps.append(Step(f"transfer_naive_to_adv@s{s}", analysis="transfer", parents={"source": "maxout1600", "target": f"maxout1600_adv@s{s}"}))
+        steps.append(Step(f"transfer_adv_to_naive@s{s}", analysis="transfer", parents={"source": f"maxout1600_adv@s{s}", "target": "maxout1600"}))
     return steps
+
+
+def step_reads(pattern: str, keys: list[str]) -> list[str]:
+    """The step keys a claim's read names: a key, or ``prefix@*`` for every seed of a step."""
+    if pattern.endswith("@*"):
+        return [k for k in keys if k.startswith(pattern[:-1])]
+    return [k for k in keys if k == pattern]
+
+
+def suite(profile: str) -> list[Step]:
+    """The ordered steps of a profile: exactly the steps the claims read (``Claim.reads``), and what those
+    need, parents before the analyses that use them. Each step lists the claims that read it."""
+    from .claims import CLAIMS
+
+    steps = _steps(profile)
+    keys = [s.key for s in steps]
+    by_key = {s.key: s for s in steps}
+    wanted: set[str] = set()
+
+    def need(key: str, claim: str) -> None:
+        wanted.add(key)
+        if claim not in by_key[key].claims:
+            by_key[key].claims.append(claim)
+            for k in by_key[key].needs:
+                need(k, claim)
+
+    for c in CLAIMS:
+        for pattern in c.reads:
+            found = step_reads(pattern, keys)
+            if not found:
+                raise AssertionError(f"claim {c.id} reads {pattern!r}, which no step of the {profile} profile makes")
+            for k in found:
+                need(k, c.id)
+    return [s for s in steps if s.key in wanted]
 
 
 def step_config(step: Step, profile: str, retrain_from: Run | None = None):
@@ -129,6 +186,7 @@ def step_config(step: Step, profile: str, retrain_from: Run | None = None):
             raise UserError(f"run {retrain_from.id} ({step.retrain_of}) recorded no best epoch to retrain for")
         raw.setdefault("data", {})["validation"] = False
         raw.setdefault("train", {})["early_stopping"] = None
+        raw["train"]["continuation"] = None
         raw.setdefault("sweep", {})["enabled"] = True  # the retrained run is the one measured
         raw["train"]["epochs"] = int(best)
         raw["description"] = f"{step.retrain_of} retrained on all training images for its best epoch count ({int(best)}) [run {retrain_from.id}]"
@@ -139,8 +197,15 @@ def step_config(step: Step, profile: str, retrain_from: Run | None = None):
             raise UserError(f"the suite needs {path}, which is missing")
         raw = tomllib.loads(path.read_text())
         raw.setdefault("name", path.stem)
-        flat = [f"{k}={json.dumps(v) if not isinstance(v, dict) else _toml_inline(v)}" for k, v in step.overrides.items()]
+        flat = [f"{k}={json.dumps(v) if not isinstance(v, dict) else _toml_inline(v)}" for k, v in step.overrides.items() if v is not None]
         raw = apply_overrides(raw, flat)
+        for k, v in step.overrides.items():  # None: drop the key (back to the default)
+            if v is None:
+                *head, last = k.split(".")
+                node = raw
+                for h in head:
+                    node = node.get(h, {})
+                node.pop(last, None)
     raw["name"] = f"{profile}:{step.key}"
     raw["experiment"] = step.key
     raw["profile"] = profile
@@ -152,9 +217,46 @@ def _toml_inline(d: dict) -> str:
     return "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in d.items()) + "}"
 
 
-def find_completed(store: Store, key: str, profile: str, config_json: str | None = None) -> Run | None:
-    for r in store.list_runs(status=["completed"], text=key):
-        if r.experiment == key and r.profile == profile and (config_json is None or r.config_json == config_json):
+def identity(config_json: str) -> str:
+    """What makes two runs the same experiment: the config without its labels (name, description,
+    claims, experiment, profile). A run of ``configs/softmax.toml`` and the quick profile's softmax step
+    have the same identity, so either fills P01."""
+    try:
+        raw = json.loads(config_json)
+    except (TypeError, ValueError):
+        return ""
+    if not isinstance(raw, dict):
+        return ""
+    return json.dumps({k: v for k, v in raw.items() if k not in _LABEL_KEYS}, sort_keys=True)
+
+
+def analysis_config_json(step: Step, parents: dict[str, Run]) -> str:
+    """The stored config of an analysis run: what it computes, from which runs."""
+    return json.dumps({"analysis": step.analysis, "parents": {role: int(r.id) for role, r in sorted(parents.items())}, "params": step.params}, sort_keys=True)
+
+
+def find_completed(store: Store, key: str, profile: str, config_json: str | None = None, runs: list[Run] | None = None) -> Run | None:
+    """The newest completed run of a step: the same experiment (``config_json``'s identity) made by any
+    command, else (no config given) the newest completed run the profile recorded for the step key."""
+    rows = runs if runs is not None else store.list_runs(status=["completed"])
+    if config_json is not None:
+        want = identity(config_json)
+        for r in rows:
+            if r.status == "completed" and identity(r.config_json) == want:
+                return r
+        return None
+    for r in rows:
+        if r.status == "completed" and r.experiment == key and r.profile == profile:
+            return r
+    return None
+
+
+def find_resumable(store: Store, config_json: str) -> Run | None:
+    """An interrupted or cancelled run of the same experiment that left a checkpoint: a stopped suite
+    continues it instead of starting the step again."""
+    want = identity(config_json)
+    for r in store.list_runs(status=["interrupted", "cancelled"]):
+        if identity(r.config_json) == want and r.checkpoint_path and Path(r.checkpoint_path).is_file():
             return r
     return None
 
@@ -182,6 +284,8 @@ def run_analysis(store: Store, step: Step, profile: str, parent_runs: dict[str, 
         test = _load_test(data_dir, device)
         members = [models[k] for k in sorted(models, key=lambda k: int(k[1:]))]
         out["summary"] = ex.ensemble_attack(members, test.x, test.y, eps=0.25)
+        # the protocol matrix of P18: each reading of the attack, crafted on the ensemble and on member 0
+        out["summary"]["readings"] = ex.ensemble_readings(members, test.x, test.y, eps=0.25, seed=0)
     elif kind == "rubbish":
         out["summary"] = {role: ex.rubbish(m, device=device) for role, m in models.items()}
     elif kind == "logit_curve":
@@ -223,7 +327,9 @@ class Reproducer:
         self.data_dir, self.device = data_dir, device
         self.emit = emit or (lambda e: None)
         self.stop_event = stop_event or threading.Event()
-        self.steps = self._select(suite(profile), only)
+        self.all_steps = suite(profile)
+        self.by_key = {s.key: s for s in self.all_steps}
+        self.steps = self._select(self.all_steps, only)
 
     def _select(self, steps: list[Step], only: list[str] | None) -> list[Step]:
         if not only:
@@ -256,8 +362,14 @@ class Reproducer:
         done: dict[str, Run] = {}
         t0 = time.perf_counter()
 
-        def completed(key: str) -> Run | None:  # a parent: run by this pass, else found in the catalog
-            return done.get(key) or find_completed(self.store, key, self.profile)
+        def completed(key: str) -> Run | None:
+            """A parent: run (or reused) by this pass, else the catalog's run of the step's experiment."""
+            if key in done:
+                return done[key]
+            step = self.by_key[key]
+            if step.config:
+                return find_completed(self.store, key, self.profile, step_config(step, self.profile).to_json())
+            return find_completed(self.store, key, self.profile)
 
         def skip(step: Step) -> None:
             self.emit({"type": "step_end", "key": step.key, "run_id": None, "status": "skipped (a parent run is missing)", "seconds": 0.0})
@@ -277,9 +389,19 @@ class Reproducer:
                     done[step.key] = existing
                     self.emit({"type": "step_end", "key": step.key, "run_id": existing.id, "status": "reused", "seconds": 0.0})
                     continue
-                runner = Runner(cfg, self.store, data_dir=self.data_dir, device=str(device), emit=self.emit, stop_event=self.stop_event,
-                                parent_id=None if source is None else int(source.id))
-                runner.create()
+                stopped = None if self.fresh else find_resumable(self.store, cfg.to_json())
+                if stopped is not None:  # a suite stopped mid-step continues that run from its checkpoint
+                    try:
+                        runner = Runner.for_resume(self.store, int(stopped.id), data_dir=self.data_dir, device=str(device), emit=self.emit,
+                                                   stop_event=self.stop_event)
+                        self.emit({"type": "log", "message": f"{step.key}: continuing run {stopped.id} from its checkpoint"})
+                    except UserError as e:
+                        self.emit({"type": "log", "message": f"{step.key}: run {stopped.id} cannot be continued ({e}); starting it again"})
+                        stopped = None
+                if stopped is None:
+                    runner = Runner(cfg, self.store, data_dir=self.data_dir, device=str(device), emit=self.emit, stop_event=self.stop_event,
+                                    parent_id=None if source is None else int(source.id))
+                    runner.create()
                 status = runner.execute()
                 run = self.store.get_run(runner.run_id)
                 if status != "completed":
@@ -308,12 +430,8 @@ class Reproducer:
 
         from .runner import versions
 
-        config = {
-            "analysis": step.analysis,
-            "parents": {role: int(r.id) for role, r in sorted(parents.items())},
-            "params": step.params,
-        }
-        config_json = json.dumps(config, sort_keys=True)
+        config_json = analysis_config_json(step, parents)
+        config = json.loads(config_json)
         if not self.fresh:
             existing = find_completed(self.store, step.key, self.profile, config_json)
             if existing is not None:

@@ -10,7 +10,7 @@ from textual import work
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from ...catalog.schema import ACTIVE, LogLine, Metric, Run, Sample
+from ...catalog.schema import ACTIVE, LogLine, Metric, Run, Sample, variant_label
 from ..feed import RunFeed, sleep_unless_cancelled
 from ..messages import RunDelta, RunUpdate
 from ..model import Launched, STATUS_GLYPH, STATUS_STYLE, duration, pct, run_config
@@ -38,7 +38,8 @@ class RunState:
         for m in d.metrics:
             self.metrics.setdefault(m.key, {})[int(m.step)] = float(m.value)
         for p in d.sweep:
-            self.sweep.setdefault((p.attack, p.labels), {})[float(p.epsilon)] = p
+            reading = variant_label(p.gradient, bool(p.clip), p.cost, p.mask if p.gradient == "dropout" else None)
+            self.sweep.setdefault((p.attack, p.labels + (f", {reading}" if reading else "")), {})[float(p.epsilon)] = p
         if d.logs:
             self.logs.extend(d.logs)
             del self.logs[:-1000]

@@ -160,6 +160,11 @@ class RunDetailScreen(RunScreenBase):
             xs, ys = st.series(key)
             if xs:
                 series.append(Series(label, xs, [100 * y for y in ys], role, marker="hd"))
+        # the protocol matrix recorded during training (train.matrix_every): each reading's FGSM test error
+        readings = sorted(k for k in st.metrics if k.startswith("matrix_error["))
+        for i, key in enumerate(readings):
+            xs, ys = st.series(key)
+            series.append(Series(f"test FGSM {key[len('matrix_error['):-1]}", xs, [100 * y for y in ys], LOGIT_COLOURS[i % len(LOGIT_COLOURS)], marker="dot"))
         self.query_one("#detail-errors", Chart).set_series(series)
 
     # ------------------------------------------------------------------------------------------ perturbation views
