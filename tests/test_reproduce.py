@@ -176,3 +176,32 @@ def test_identity_ignores_labels_only():
     c = json.dumps({"name": "x", "seed": 1, "train": {"epochs": 3}})
     assert rp.identity(a) == rp.identity(b) != rp.identity(c)
     assert rp.identity("[[") == ""
+
+
+def test_a_stopped_suite_continues_its_interrupted_step(tmp_path, monkeypatch, mnist_root):
+    """The suite is stopped inside a step (its run left cancelled with a checkpoint); the next
+    `reproduce` continues that run in the same row instead of starting the step again."""
+    import threading
+
+    from tui_adv.runner import Runner
+
+    small = {"data.train_limit": 600, "data.test_limit": 300, "sweep.epsilons": [0.0, 0.25], "sweep.samples": 0, "train.epochs": 3}
+    steps = [rp.Step("soft", "softmax.toml", small, claims=["P01"])]
+    monkeypatch.setattr(rp, "suite", lambda profile: steps)
+    store = Store(str(tmp_path / "runs.db"))
+    cfg = rp.step_config(steps[0], "quick")
+    stop = threading.Event()
+
+    def stop_after_first_epoch(e):
+        if e["type"] == "checkpoint" and e["epoch"] == 1:
+            stop.set()
+
+    runner = Runner(cfg, store, data_dir=str(mnist_root), device="cpu", emit=stop_after_first_epoch, stop_event=stop)
+    runner.create()
+    assert runner.execute() == "cancelled"
+    events: list[dict] = []
+    ids = rp.Reproducer(store, "quick", data_dir=str(mnist_root), device="cpu", emit=events.append).run()
+    assert ids == {"soft": runner.run_id} and len(store.list_runs()) == 1
+    run = store.get_run(runner.run_id)
+    assert run.status == "completed" and json.loads(run.summary_json)["epochs_run"] == 3
+    assert any("continuing run" in e.get("message", "") for e in events)
