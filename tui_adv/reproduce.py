@@ -85,6 +85,7 @@ def _steps(profile: str) -> list[Step]:
     else:
         maxout240 = {**recipe, "train.epochs": 1000, "train.continuation": {"max_epochs": 500}}
     m1600_quick = {"data.train_limit": 10000, "sweep.epsilons": [0.0, 0.25], "sweep.matrix_masks": 1}
+    noise_quick = {"sweep.epsilons": [0.0, 0.25], "sweep.matrix_masks": 1}
     steps = [
         Step("softmax", "softmax.toml"),
         Step("logreg_3v7", "logreg_3v7.toml"),
@@ -93,8 +94,9 @@ def _steps(profile: str) -> list[Step]:
         Step("maxout_adv", "maxout_adv.toml", maxout240),
         Step("maxout_sigmoid", "maxout_sigmoid.toml", _maxout_quick(12, **es_naive) if q else {"train.epochs": 1000, **es_naive}),
         Step("maxout_l1", "maxout_l1.toml", _maxout_quick(2) if q else {}),
-        Step("maxout_sign_noise", "maxout_sign_noise.toml", _maxout_quick(5) if q else {}),
-        Step("maxout_uniform_noise", "maxout_uniform_noise.toml", _maxout_quick(5) if q else {}),
+        # (quick: P13/P14 read ε = .25 only, one dropout mask draw per reading)
+        Step("maxout_sign_noise", "maxout_sign_noise.toml", _maxout_quick(5, **noise_quick) if q else {}),
+        Step("maxout_uniform_noise", "maxout_uniform_noise.toml", _maxout_quick(5, **noise_quick) if q else {}),
         Step("maxout1600", "maxout1600.toml", _maxout_quick(3, **m1600_quick) if q else {"train.epochs": 1000, **es_naive}),
     ]
     # P08: early stopping on adversarial validation error, then the same recipe on all 60k for the
