@@ -649,7 +649,7 @@ def evaluate_claim(claim: Claim, ctx: Ctx) -> Result:
 
 def reading_text(reading: dict) -> str:
     """e.g. "eval gradient, unclipped" or "true-class cost, clipped"."""
-    parts = [] if reading["cost"] != "train" else [f"{reading['gradient']} gradient"]
+    parts = [f"{reading['gradient']} gradient"] if reading["cost"] == "train" or reading["gradient"] != "eval" else []
     if reading["cost"] != "train":
         parts.append(f"{reading['cost'].replace('_', '-')} cost")
     parts.append("clipped" if reading["clip"] else "unclipped")

@@ -232,7 +232,7 @@ def _duration(run) -> str:
 def _print_summary(store, run) -> None:
     from rich.table import Table
 
-    from .catalog.schema import variant_label
+    from .claims import reading_text
 
     con = _out_console()
     t = Table(title=f"run {run.id} · {run.name} · {run.status}", title_justify="left")
@@ -246,7 +246,7 @@ def _print_summary(store, run) -> None:
     t.add_column("mean conf.", justify="right")
     t.add_column("conf. on mistakes", justify="right")
     for sweep in sweeps:
-        name = variant_label(sweep["gradient"], sweep["clip"], sweep["cost"]) or "eval gradient, clipped"
+        name = reading_text(sweep)
         if sweep["labels"] != "true":
             name = f"{sweep['labels']} labels, {name}"
         if sweep["masks"] > 1:
