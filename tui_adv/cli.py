@@ -530,7 +530,7 @@ def report(
     db: DbOpt = None,
     as_json: JsonOpt = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print REPRODUCTION.md.")] = False,
-    profile: Annotated[Optional[str], typer.Option("--profile", help="Only this profile (default: for each claim paper where its runs exist, else standard, else quick).")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Only this profile (default: for each claim paper where its runs exist, else standard, else quick); several, comma-separated, give one scorecard each (e.g. standard,quick).")] = None,
     discussion: Annotated[
         Optional[Path], typer.Option("--discussion", help="With --markdown: append this hand-written Markdown file (the discussion of each FAIL).")
     ] = None,
@@ -548,7 +548,21 @@ def report(
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"cannot read the discussion file {discussion}: {e.__class__.__name__}: {e}") from None
     store = Store(_db(ctx, db))
-    results = scorecard(store, [profile] if profile else None)
+    profiles = [p.strip() for p in profile.split(",") if p.strip()] if profile else []
+    if len(profiles) > 1:
+        sections = [(p, scorecard(store, [p])) for p in profiles]
+        if as_json:
+            typer.echo(json.dumps({p: [r.as_dict() for r in rs] for p, rs in sections}))
+        elif markdown:
+            from .report import markdown as md
+
+            typer.echo(md(store, [], discussion=text, sections=sections))
+        else:
+            for p, rs in sections:
+                _out_console().rule(f"{p} profile")
+                _print_scorecard(rs)
+        return
+    results = scorecard(store, profiles or None)
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in results]))
     elif markdown:
