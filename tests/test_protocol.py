@@ -293,3 +293,36 @@ def test_continuation_is_bounded_and_resumes(monkeypatch):
     r.load_state_dict(mid)
     r.run()
     assert all(torch.equal(a, b) for a, b in zip(straight.model.state_dict().values(), r.model.state_dict().values()))
+
+
+def test_train_clip_off_trains_on_unclamped_examples(mnist_small):
+    """train.clip = false: the training-time noise and adversarial examples leave [0, 1] by ε."""
+    x = mnist_small.train.x[:50]
+    t = Trainer(build_model("softmax"), mnist_small, TrainConfig(mode="sign_noise", epsilon=0.25, clip=False), seed=3)
+    a = t._noise(x)
+    torch.testing.assert_close((a - x).abs(), torch.full_like(x, 0.25), rtol=0, atol=1e-6)
+    assert a.min().item() == pytest.approx(-0.25)
+    seen = []
+    real = Trainer._loss_and_backward
+
+    def spy(self, xb, yb):
+        import tui_adv.core.train as tr
+
+        orig = tr.perturb
+        tr.perturb = lambda *a, **k: seen.append(a[3] if len(a) > 3 else k.get("clip", True)) or orig(*a, **k)
+        try:
+            return real(self, xb, yb)
+        finally:
+            tr.perturb = orig
+
+    for clip in (True, False):
+        seen.clear()
+        torch.manual_seed(0)
+        cfg = TrainConfig(mode="adversarial", epochs=1, clip=clip, eval_adv=False)
+        tr = Trainer(build_model("softmax"), MNISTData(train=Split(x, mnist_small.train.y[:50]), test=mnist_small.test, valid=None, classes=tuple(range(10))), cfg)
+        Trainer._loss_and_backward = spy
+        try:
+            tr.run()
+        finally:
+            Trainer._loss_and_backward = real
+        assert seen and all(c is clip for c in seen)

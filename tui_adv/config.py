@@ -122,6 +122,9 @@ class TrainConfig(_Strict):
     """Weight of the clean loss: J̃ = αJ(x) + (1−α)J(x_adv) (adversarial, analytic, noise modes)."""
     epsilon: NonNeg = 0.25
     """ε of the adversarial/noise examples during training."""
+    clip: bool = True
+    """Clamp the training-time adversarial, noise and augmentation examples (and the per-epoch adversarial
+    validation) to [0, 1]. The paper never mentions clipping; false trains on x + ε·sign(∇) as written."""
     analytic_form: Literal["worst_case", "seed"] = "worst_case"
     """mode = "analytic", logistic model: ``worst_case`` = ζ(ε‖w‖₁ − y(wᵀx+b)), the true worst case for
     both labels; ``seed`` = the seed report's written form ζ(−y(wᵀx+b − ε‖w‖₁)), worst case for y = +1

@@ -279,7 +279,7 @@ class Trainer:
                 clean = head_loss(head, model(xg), y)
                 (g,) = torch.autograd.grad(clean, xg)
             with torch.no_grad():
-                return a * clean.detach() + (1 - a) * head_loss(head, model(perturb(x, g.sign(), cfg.epsilon)), y)
+                return a * clean.detach() + (1 - a) * head_loss(head, model(perturb(x, g.sign(), cfg.epsilon, cfg.clip)), y)
         with torch.no_grad():
             logits = model(x)
             loss = head_loss(head, logits, y)
@@ -333,7 +333,7 @@ class Trainer:
         n_adv = int(round(self.cfg.augment_ratio * len(y)))
         idx = torch.randint(0, len(y), (n_adv,), generator=self.gen).to(self.device)
         direction = fgsm_direction(self.model, x[idx], y[idx], batch_size=1000)
-        x_adv = perturb(x[idx], direction, self.cfg.epsilon)
+        x_adv = perturb(x[idx], direction, self.cfg.epsilon, self.cfg.clip)
         self.train_split = Split(torch.cat([x, x_adv]), torch.cat([y, y[idx]]))
         self.state.augmented = True
         self.emit({"type": "log", "message": f"added {n_adv} FGSM examples (ε={self.cfg.epsilon}) to the training set"})
@@ -344,7 +344,7 @@ class Trainer:
             r = torch.randint(0, 2, x.shape, generator=self.noise_gen, device=x.device, dtype=x.dtype) * 2 - 1
         else:
             r = torch.rand(x.shape, generator=self.noise_gen, device=x.device, dtype=x.dtype) * 2 - 1
-        return perturb(x, r, eps)
+        return perturb(x, r, eps, self.cfg.clip)
 
     def _epoch(self, epoch: int) -> tuple[float, float]:
         cfg, model, opt = self.cfg, self.model, self.opt
@@ -422,7 +422,7 @@ class Trainer:
                 direction = xg.grad.sign()
             else:
                 direction = gradient_sign(model, x, y)
-            adv = head_loss(head, model(perturb(x, direction, cfg.epsilon)), y)
+            adv = head_loss(head, model(perturb(x, direction, cfg.epsilon, cfg.clip)), y)
             ((1 - a) * adv).backward()
             return (a * clean + (1 - a) * adv).detach(), logits
         raise ValueError(f"unknown train mode {mode!r}")
@@ -437,7 +437,7 @@ class Trainer:
         out = {f"{name}_error": evaluate(self.model, split.x, split.y, batch_size=1000).error}
         if self.cfg.eval_adv:
             direction = fgsm_direction(self.model, split.x, split.y, batch_size=1000)
-            pred, _ = predict(self.model, perturb(split.x, direction, self.cfg.epsilon), batch_size=1000)
+            pred, _ = predict(self.model, perturb(split.x, direction, self.cfg.epsilon, self.cfg.clip), batch_size=1000)
             out[f"{name}_adv_error"] = float((pred != split.y).double().mean())
         return out
 
