@@ -15,13 +15,14 @@ import socket
 import threading
 import time
 import traceback
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from .catalog.schema import Sample, utcnow
-from .catalog.store import Store, _sqlite_path, combine_draws
+from .catalog.schema import RESUMABLE, Sample, damage_of, utcnow
+from .catalog.store import ClaimLost, Store, _sqlite_path, combine_draws, pid_alive, process_start_time
 from .config import RunConfig, config_from_json
 from .core.attacks import mask_generator
 from .core.data import load_mnist
@@ -50,9 +51,11 @@ def resolve_device(requested: str = "auto") -> torch.device:
 
 
 def checkpoint_dir(store: Store) -> Path:
+    """Absolute (a relative ``$ADV_TUI_CHECKPOINTS`` is taken from the current directory), so the path
+    stored on the run row still works from any other directory (``load_model``, ``resume``)."""
     env = os.environ.get(ENV_CHECKPOINTS)
     if env:
-        return Path(env)
+        return Path(env).expanduser().absolute()
     db = _sqlite_path(store.url)
     if db is not None:
         return db.resolve().parent / "checkpoints"
@@ -104,8 +107,9 @@ class CatalogWriter:
     """Writes metrics, sweep points and progress from a background thread, so training never waits on
     the database. Batches whatever arrived in the last ``FLUSH_S`` seconds into one transaction."""
 
-    def __init__(self, store: Store, run_id: int):
-        self.store, self.run_id = store, run_id
+    def __init__(self, store: Store, run_id: int, owner: str | None = None, on_error: Callable[[BaseException], None] | None = None):
+        self.store, self.run_id, self.owner = store, run_id, owner
+        self.on_error = on_error
         self.q: queue.Queue = queue.Queue()
         self.error: BaseException | None = None
         self._progress: dict[str, Any] | None = None
@@ -155,27 +159,32 @@ class CatalogWriter:
                     items.append(self.q.get_nowait())
                 except queue.Empty:
                     break
+            if self.error is not None:  # after a failed write (e.g. the claim was lost) nothing more is written
+                return
             metrics = [r for kind, rows in items if kind == "metrics" for r in rows]
+            own = self.owner
             if metrics:
-                self.store.add_metrics(self.run_id, metrics)
+                self.store.add_metrics(self.run_id, metrics, owner=own)
             sweeps: dict[tuple, list[dict]] = {}
             for kind, payload in items:
                 if kind == "sweep":
                     attack, labels, point, reading = payload
                     sweeps.setdefault((attack, labels, reading), []).append(point)
                 elif kind == "log":
-                    self.store.log(self.run_id, *payload)
+                    self.store.log(self.run_id, *payload, owner=own)
             for (attack, labels, reading), pts in sweeps.items():
-                self.store.add_sweep_points(self.run_id, attack, labels, pts, **dict(reading))
+                self.store.add_sweep_points(self.run_id, attack, labels, pts, **dict(reading), owner=own)
             with self._lock:
                 progress, self._progress = self._progress, None
             now = time.monotonic()
             if progress or now - self._last_hb >= HEARTBEAT_S:
-                self.store.update_run(self.run_id, heartbeat_at=utcnow(), **(progress or {}))
+                self.store.update_run(self.run_id, owner=own, heartbeat_at=utcnow(), **(progress or {}))
                 self._last_hb = now
         except BaseException as e:  # noqa: BLE001 - reported by close()
             self.error = e
             self._stop.set()
+            if self.on_error is not None:
+                self.on_error(e)
 
     def close(self) -> None:
         self._stop.set()
@@ -207,11 +216,15 @@ class Runner:
         self.run_id: int | None = None
         self.resume_from: dict | None = None  # a checkpoint to continue from (see for_resume)
         self.resume_path: Path | None = None
+        self.resume_stat: tuple[int, int] | None = None  # (mtime_ns, size) of that checkpoint when it was read
+        self.restart: bool = False  # resume a run that stopped before its first checkpoint: from epoch 0
+        self.claim_token: str | None = None  # this process's claim on the run row (every write checks it)
 
     # ------------------------------------------------------------------------------------------ api
     def create(self) -> int:
         """Insert the run row (status queued) and return its id."""
         cfg = self.cfg
+        self.claim_token = uuid.uuid4().hex
         run = self.store.create_run(
             name=cfg.name,
             experiment=cfg.experiment,
@@ -224,6 +237,8 @@ class Runner:
             epochs=cfg.train.epochs,
             host=socket.gethostname(),
             pid=os.getpid(),
+            pid_start=process_start_time(os.getpid()),
+            claim_token=self.claim_token,
         )
         self.run_id = int(run.id)
         return self.run_id
@@ -246,6 +261,8 @@ class Runner:
         catalog as it was."""
         store.refresh_liveness()
         run = store.get_run(run_id)
+        if damage_of(run):
+            raise UserError(f"run {run_id}'s catalog row is damaged ({'; '.join(damage_of(run))}); it cannot be resumed, start it again with `adv-tui run`")
         if run.status == "completed":
             raise UserError(f"run {run_id} is already completed; nothing to resume")
         if run.status in ("queued", "running"):
@@ -255,11 +272,20 @@ class Runner:
             cfg = config_from_json(run.config_json)
         except (UserError, ValueError, TypeError) as e:  # ValueError: not JSON at all
             raise UserError(f"run {run_id}'s stored config cannot be used any more: {e}") from None
+        if run.status not in RESUMABLE:
+            raise UserError(f"run {run_id} is {run.status}; only interrupted, cancelled or failed runs can be resumed")
         # the row learns its checkpoint path just after the first checkpoint is written; a run killed in
         # between still has the file at the path checkpoint_file() gives
         path = Path(run.checkpoint_path) if run.checkpoint_path else checkpoint_file(store, run)
         if not path.is_file():
-            raise UserError(f"run {run_id} ({run.status}) has no checkpoint at {path}; start it again with `adv-tui run`")
+            if run.checkpoint_path:  # it had one: deleted or moved since
+                raise UserError(f"run {run_id} ({run.status}) has no checkpoint at {path} any more; start it again with `adv-tui run`")
+            # stopped before its first checkpoint: what the user means is "run it again, here"
+            runner = cls(cfg, store, data_dir=data_dir, device=device, emit=emit, stop_event=stop_event)
+            runner.run_id = int(run_id)
+            runner.restart = True
+            runner.resume_path = path
+            return runner
         state = load_checkpoint(path)
         try:
             ts = state["train_state"]
@@ -286,19 +312,59 @@ class Runner:
         runner.run_id = int(run_id)
         runner.resume_from = state
         runner.resume_path = path
+        runner.resume_stat = _stat(path)
         return runner
 
     def _rewind_catalog(self, run_id: int) -> None:
         """Drop what the run wrote after its checkpoint: epoch metrics after the checkpoint's epoch,
-        batch losses after its global step, and the sweep (it is redone in full)."""
+        batch losses after its global step, and the sweep (it is redone in full). A restart (no
+        checkpoint) drops every metric. Every write checks the claim."""
+        own = self.claim_token
+        if self.resume_from is None:
+            self.store.delete_metrics_after(run_id, -(2**62), owner=own)
+            self.store.delete_sweeps(run_id, owner=own)
+            return
         ts = self.resume_from["train_state"]
         epoch, step = int(ts["epoch"]), int(ts["step"])
-        self.store.delete_metrics_after(run_id, step, keys=["batch_loss"])
-        self.store.delete_metrics_after(run_id, epoch, exclude_keys=["batch_loss"])
+        self.store.delete_metrics_after(run_id, step, keys=["batch_loss"], owner=own)
+        self.store.delete_metrics_after(run_id, epoch, exclude_keys=["batch_loss"], owner=own)
         # the epoch metrics the checkpoint knows are rewritten (idempotent), in case the last flush was lost
         rows = [(k, int(h["epoch"]), float(v)) for h in ts.get("history") or [] for k, v in h.items() if k != "epoch"]
-        self.store.add_metrics(run_id, rows)
-        self.store.delete_sweeps(run_id)
+        self.store.add_metrics(run_id, rows, owner=own)
+        self.store.delete_sweeps(run_id, owner=own)
+
+    def _claim_for_resume(self, run_id: int, device: torch.device) -> None:
+        """Take the run row with one conditional UPDATE (interrupted/cancelled/failed → running, with
+        this pid, host and a new claim token); a second resume, or one that comes after the run was
+        completed meanwhile, gets one line and changes nothing. Then re-read the checkpoint if another
+        process rewrote it between the checks and the claim."""
+        token = uuid.uuid4().hex
+        pid = os.getpid()
+        ok = self.store.claim_run(
+            run_id,
+            token=token,
+            from_statuses=RESUMABLE,
+            pid=pid,
+            pid_start=process_start_time(pid),
+            host=socket.gethostname(),
+            device=str(device),
+            finished_at=None,
+            error=None,
+            traceback=None,
+            summary_json=None,
+        )
+        if not ok:
+            now = self.store.get_run(run_id)
+            who = f" by pid {now.pid} on {now.host}" if now.status in ("queued", "running") and now.pid else ""
+            raise UserError(f"run {run_id} was claimed{who} meanwhile (it is {now.status} now); this resume changed nothing")
+        self.claim_token = token
+        if self.resume_path is not None and self.resume_from is not None and _stat(self.resume_path) != self.resume_stat:
+            try:
+                self.resume_from = load_checkpoint(self.resume_path)
+                self.resume_stat = _stat(self.resume_path)
+            except UserError as e:
+                self.store.update_run(run_id, owner=token, status="failed", finished_at=utcnow(), error=str(e))
+                raise
 
     def execute(self) -> str:
         """Run to the end; returns the final status (completed / cancelled / failed)."""
@@ -308,27 +374,44 @@ class Runner:
         assert run_id is not None
         device = resolve_device(self.device_request)  # a UserError here leaves the row for the caller
         fields: dict[str, Any] = {}
-        if self.resume_from is not None:
+        resuming = self.resume_from is not None or self.restart
+        if resuming:
+            self._claim_for_resume(run_id, device)
             self._rewind_catalog(run_id)
-            ts = self.resume_from["train_state"]
-            fields = dict(finished_at=None, error=None, traceback=None, summary_json=None, epoch=int(ts["epoch"]))
-            self.store.log(run_id, f"resumed from the checkpoint of epoch {ts['epoch']} (step {ts['step']}) by pid {os.getpid()} on {socket.gethostname()}")
+            who = f"by pid {os.getpid()} on {socket.gethostname()}"
+            if self.resume_from is not None:
+                ts = self.resume_from["train_state"]
+                fields = dict(epoch=int(ts["epoch"]))
+                self.store.log(run_id, f"resumed from the checkpoint of epoch {ts['epoch']} (step {ts['step']}) {who}", owner=self.claim_token)
+            else:
+                fields = dict(epoch=0, progress=0.0, phase=None, clean_error=None, fgsm_error=None, checkpoint_path=None, started_at=utcnow())
+                self.store.log(
+                    run_id,
+                    f"resumed {who}: the run stopped before its first checkpoint, so it restarts from epoch 0 in the same row (same id, same config)",
+                    owner=self.claim_token,
+                )
         else:
             fields["started_at"] = utcnow()
         self.store.update_run(
             run_id,
+            owner=self.claim_token,
             status="running",
             heartbeat_at=utcnow(),
             pid=os.getpid(),
+            pid_start=process_start_time(os.getpid()),
             host=socket.gethostname(),
             device=str(device),
             versions_json=json.dumps(versions()),
             **fields,
         )
-        writer = CatalogWriter(self.store, run_id)
-        self.emit({"type": "run_start", "run_id": run_id, "name": self.cfg.name, "device": str(device)})
+        stop = self.stop_event
+        writer = CatalogWriter(self.store, run_id, owner=self.claim_token, on_error=lambda e: stop.set())
         status, error, tb = "completed", None, None
+        lost: ClaimLost | None = None
         try:
+            # inside the try: whatever goes wrong from here on (even in a progress renderer) ends the
+            # run with a status instead of leaving the row "running"
+            self.emit({"type": "run_start", "run_id": run_id, "name": self.cfg.name, "device": str(device)})
             summary = self._execute(run_id, device, writer)
         except Cancelled:
             status, error = "cancelled", "cancelled by the user"
@@ -343,18 +426,35 @@ class Runner:
         finally:
             try:
                 writer.close()
+            except ClaimLost as e:
+                lost = e
             except Exception as e:  # noqa: BLE001
                 status, error = "failed", f"catalog write failed: {e}"
-        try:  # how hard the catalog was to write to (read by scripts/stress.py); never fails the run
-            self.store.set_artifact(
-                run_id, "catalog_stats", {"lock_retries": self.store.lock_retries, "slowest_write_s": round(self.store.slowest_write_s, 4), "pid": os.getpid()}
-            )
-        except Exception:  # noqa: BLE001
-            pass
-        fields = {"status": status, "finished_at": utcnow(), "error": error, "traceback": tb, "phase": None}
-        if status == "completed":
-            fields.update(progress=1.0, summary_json=json.dumps(summary))
-        self.store.update_run(run_id, **fields)
+        if lost is None and isinstance(writer.error, ClaimLost):
+            lost = writer.error
+        if lost is None:
+            try:  # how hard the catalog was to write to (read by scripts/stress.py); never fails the run
+                self.store.set_artifact(
+                    run_id,
+                    "catalog_stats",
+                    {"lock_retries": self.store.lock_retries, "slowest_write_s": round(self.store.slowest_write_s, 4), "pid": os.getpid()},
+                    owner=self.claim_token,
+                )
+            except ClaimLost as e:
+                lost = e
+            except Exception:  # noqa: BLE001
+                pass
+        if lost is None:
+            fields = {"status": status, "finished_at": utcnow(), "error": error, "traceback": tb, "phase": None}
+            if status == "completed":
+                fields.update(progress=1.0, summary_json=json.dumps(summary))
+            try:
+                self.store.update_run(run_id, owner=self.claim_token, **fields)
+            except ClaimLost as e:
+                lost = e
+        if lost is not None:  # the row is someone else's now: report, never touch it
+            self.emit({"type": "run_end", "run_id": run_id, "status": "lost", "error": str(lost)})
+            raise lost
         self.emit({"type": "run_end", "run_id": run_id, "status": status, "error": error})
         return status
 
@@ -393,6 +493,8 @@ class Runner:
 
         def save_checkpoint(trainer: Trainer) -> None:
             writer.sync()  # every row up to this checkpoint is in the catalog before the checkpoint exists
+            if self.claim_token:  # never overwrite the checkpoint of a process that took the run over
+                self.store.check_owner(run_id, self.claim_token)
             atomic_save(trainer.state_dict(), ckpt_path)
             writer.progress(checkpoint_path=str(ckpt_path))
             self.emit({"type": "checkpoint", "epoch": trainer.state.epoch, "path": str(ckpt_path)})
@@ -424,6 +526,9 @@ class Runner:
         # the final weights (after early stopping restored the best) are what load_model returns
         final = trainer.state_dict()
         final["final"] = True
+        writer.sync()
+        if self.claim_token:
+            self.store.check_owner(run_id, self.claim_token)
         atomic_save(final, ckpt_path)
         writer.progress(checkpoint_path=str(ckpt_path), epoch=trainer.state.epoch)
 
@@ -481,7 +586,7 @@ class Runner:
                 if self.stop_event.is_set():
                     raise Cancelled()
                 if result.samples:
-                    self.store.add_samples(self.run_id, [sample_row(s) for s in result.samples])
+                    self.store.add_samples(self.run_id, [sample_row(s) for s in result.samples], owner=self.claim_token)
                 by_reading.setdefault(r.name, []).append(points)
                 if ri == 0:
                     headline.append(points)
@@ -509,9 +614,50 @@ class Runner:
         return out
 
 
+STALE_TEMP_S = 3600.0  # another checkpoint's temp file of a dead pid is removed after this long
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def clean_stale_temps(path: Path) -> list[Path]:
+    """Remove ``.run-….pt.PID.tmp`` files that a process killed during a checkpoint write left behind.
+
+    Temp files of ``path`` itself go as soon as their pid is dead (the caller owns the run, so nobody
+    else writes that checkpoint); temp files of other checkpoints in the directory also need to be an
+    hour old, since the directory may be shared with other machines whose pids mean nothing here."""
+    removed = []
+    try:
+        candidates = list(path.parent.glob(".*.pt.*.tmp"))
+    except OSError:
+        return removed
+    now = time.time()
+    for tmp in candidates:
+        name = tmp.name
+        stem, _, rest = name[1:].rpartition(".pt.")
+        pid_text = rest[: -len(".tmp")] if rest.endswith(".tmp") else ""
+        if not stem or not pid_text.isdigit() or int(pid_text) == os.getpid() or pid_alive(int(pid_text)):
+            continue
+        try:
+            if f"{stem}.pt" != path.name and now - tmp.stat().st_mtime < STALE_TEMP_S:
+                continue
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same directory, fsync, then rename over the target."""
+    """torch.save to a temp file in the same directory, fsync, then rename over the target (and first
+    clean the temp files that killed writers left, see :func:`clean_stale_temps`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from pydantic import PrivateAttr
 from sqlalchemy import CheckConstraint, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
 ACTIVE = ("queued", "running")
+RESUMABLE = ("interrupted", "cancelled", "failed")
 
 
 def utcnow() -> datetime:
@@ -49,7 +51,9 @@ class Run(SQLModel, table=True):
     heartbeat_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     pid: int | None = None
+    pid_start: int | None = None  # the process's start time (clock ticks since boot): a reused pid is not the run
     host: str | None = None
+    claim_token: str | None = None  # who owns the row: set by the process that created or resumed it
     device: str | None = None
     seed: int | None = None
     versions_json: str | None = Field(default=None, sa_column=Column(Text))
@@ -65,6 +69,16 @@ class Run(SQLModel, table=True):
     clean_error: float | None = None
     fgsm_error: float | None = None  # at ε = .25 when swept (else the largest ε ≤ .25 swept)
     summary_json: str | None = Field(default=None, sa_column=Column(Text))
+    # what was wrong with the stored row when it was read (never stored; see Store._sanitize)
+    _damage: list[str] | None = PrivateAttr(default=None)
+
+
+def damage_of(run: Run) -> list[str]:
+    """Why a run row read from the catalog is damaged (empty for a sound row)."""
+    try:
+        return list(run._damage or [])
+    except (AttributeError, TypeError):  # an ORM-loaded row has no private state until one is set
+        return []
 
 
 class Metric(SQLModel, table=True):

@@ -11,22 +11,27 @@ import json
 import os
 import socket
 import time
-from datetime import datetime, timedelta
+import types
+import typing
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from sqlalchemy import delete, event, func, inspect, or_, update
+from sqlalchemy import delete, event, func, inspect, or_, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from ..errors import NotFoundError, UserError
-from .schema import ACTIVE, SCHEMA_VERSION, Artifact, LogLine, Metric, Run, Sample, SchemaInfo, SweepPointRow, utcnow
+from ..safe import printable, redact_url
+from .schema import ACTIVE, RESUMABLE, SCHEMA_VERSION, STATUSES, Artifact, LogLine, Metric, Run, Sample, SchemaInfo, SweepPointRow, utcnow
 
 ENV_DB = "ADV_TUI_DB"
 DEFAULT_DB = "runs.db"
 BUSY_TIMEOUT_MS = 30_000
 HEARTBEAT_STALE_S = 120.0
+WRITER_LOCK_WAIT_S = 300.0  # a run waits this long for a lock held by another process before it fails
+READER_LOCK_WAIT_S = 10.0  # a command that only reads (runs list/show/export, the dashboard) waits this long
 
 T = TypeVar("T")
 
@@ -47,8 +52,26 @@ def _migrate_sweep_variants(conn) -> None:  # noqa: ANN001 - a SQLAlchemy Connec
         conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('sweep_points', 'id'), COALESCE(MAX(id), 1)) FROM sweep_points")
 
 
+def _migrate_run_owner(conn) -> None:  # noqa: ANN001 - a SQLAlchemy Connection
+    """Version 3: who owns a run row (claim token) and which process it is (pid + its start time)."""
+    have = {c["name"] for c in inspect(conn).get_columns("runs")}
+    for name, kind in (("pid_start", "BIGINT"), ("claim_token", "VARCHAR")):
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+
+
 # version -> SQL statements or callables (taking a Connection) that bring a catalog from version-1 to it
-MIGRATIONS: dict[int, list[str | Callable[[Any], None]]] = {2: [_migrate_sweep_variants]}
+MIGRATIONS: dict[int, list[str | Callable[[Any], None]]] = {2: [_migrate_sweep_variants], 3: [_migrate_run_owner]}
+
+
+class CatalogLocked(UserError):
+    """Another process has held the catalog's write lock for longer than this process waits."""
+
+
+class ClaimLost(UserError):
+    """The run row is no longer this process's: another process resumed it, or it was marked interrupted."""
+
+    exit_code = 1
 
 
 def resolve_db_url(db: str | None = None) -> str:
@@ -70,8 +93,8 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 def _friendly(url: str, e: Exception) -> UserError:
-    text = str(getattr(e, "orig", e)).strip()
-    msg = text.splitlines()[0] if text else type(e).__name__
+    text_ = str(getattr(e, "orig", e)).strip()
+    msg = text_.splitlines()[0] if text_ else type(e).__name__
     where = _sqlite_path(url) or _redact(url)
     if "file is not a database" in msg or "malformed" in msg:
         return UserError(f"catalog {where} is corrupt or not a SQLite database ({msg}); move it aside or pass --db to use another")
@@ -81,19 +104,14 @@ def _friendly(url: str, e: Exception) -> UserError:
 
 
 def _redact(url: str) -> str:
-    """The URL without its password, for error messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001
-        return url
+    """The URL without its password, for every message that shows it."""
+    return redact_url(url)
 
 
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):
         return False
     except PermissionError:
         return True
@@ -123,11 +141,145 @@ def combine_draws(per_draw: list[list[dict]]) -> list[dict]:
     return out
 
 
+_HAVE_PROC = os.path.exists("/proc/self/stat")
+
+
+def process_start_time(pid: int | None) -> int | None:
+    """When process ``pid`` started (field 22 of /proc/PID/stat: clock ticks since boot), or None when
+    there is no such live process (a zombie counts as gone) or no /proc to ask."""
+    if pid is None or not _HAVE_PROC:
+        return None
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            raw = f.read().decode("ascii", "replace")
+    except (OSError, ValueError, OverflowError):
+        return None
+    # field 2 (the command name) is in parentheses and may itself hold spaces or ")"
+    fields = raw[raw.rfind(")") + 2 :].split()
+    if len(fields) < 20 or fields[0] in ("Z", "X"):  # fields[0] is field 3, the state
+        return None
+    try:
+        return int(fields[19])
+    except ValueError:
+        return None
+
+
+def same_process(pid: int | None, start: int | None) -> bool:
+    """Is the process a run row recorded (pid, and its start time when known) still the one running?
+
+    A pid that now belongs to another process (its start time differs) or a zombie is not."""
+    if pid is None or pid <= 0:
+        return False
+    if _HAVE_PROC:
+        now = process_start_time(pid)
+        return now is not None and (start is None or now == start)
+    return pid_alive(pid)
+
+
+# ------------------------------------------------------------------------------------------ damaged rows
+def _field_kinds() -> dict[str, tuple[type, bool]]:
+    """Run column → (python type, nullable), from the model's annotations."""
+    out: dict[str, tuple[type, bool]] = {}
+    hints = typing.get_type_hints(Run)
+    for name in Run.model_fields:
+        ann = hints.get(name)
+        args = [a for a in typing.get_args(ann) if a is not type(None)] if isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union else [ann]
+        nullable = len(args) != len(typing.get_args(ann) or [ann]) or ann is None
+        if len(args) == 1 and args[0] in (int, float, str, datetime):
+            out[name] = (args[0], nullable)
+    return out
+
+
+_KINDS: dict[str, tuple[type, bool]] | None = None
+_JSON_FIELDS = ("config_json", "summary_json", "versions_json")
+_DEFAULTS = {int: 0, float: 0.0, str: ""}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _short(v: Any) -> str:
+    return printable(repr(v), limit=40)
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    """``value`` as ``kind``, or raise ValueError (SQLite stores whatever it was given)."""
+    if kind is datetime:
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        if isinstance(value, str):
+            dt = datetime.fromisoformat(value)
+            return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        raise ValueError("not a date")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        raise ValueError("not text")
+    if isinstance(value, bool):
+        return kind(value)
+    if kind is int:
+        if isinstance(value, int) and -(2**63) <= value < 2**63:
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError("not an integer")
+    if kind is float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        raise ValueError("not a number")
+    return value
+
+
+def sanitize_run(run: Run) -> Run:
+    """Check every field of a run row read from the catalog; a field that is not what the schema says
+    (text in a number column, an unparseable date, a JSON column that is not a JSON object) is replaced
+    by an empty value and named in the row's damage list (:func:`~tui_adv.catalog.schema.damage_of`),
+    so every reader can show the row as damaged instead of crashing on it."""
+    global _KINDS
+    if _KINDS is None:
+        _KINDS = _field_kinds()
+    damage: list[str] = []
+    for name, (kind, nullable) in _KINDS.items():
+        value = getattr(run, name, None)
+        # what a damaged field reads as: empty where the column may be empty; a date that sorts first
+        # for updated_at (pollers take the max of it); None for created_at (shown as "—")
+        fallback = None if nullable or name == "created_at" else _EPOCH if kind is datetime else _DEFAULTS.get(kind)
+        if value is None:
+            if not nullable:
+                damage.append(f"{name} is empty")
+                setattr(run, name, fallback)
+            continue
+        try:
+            good = _coerce(value, kind)
+        except (ValueError, TypeError, OverflowError):
+            damage.append(f"{name} {_short(value)} is {'not a date' if kind is datetime else 'not ' + ('text' if kind is str else 'a number')}")
+            good = fallback
+        if good is not value:
+            setattr(run, name, good)
+    for name in _JSON_FIELDS:
+        value = getattr(run, name, None)
+        if value is None:
+            continue
+        try:
+            ok = isinstance(json.loads(value), dict)
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            damage.append(f"{name} is not a JSON object")
+            setattr(run, name, "{}" if name == "config_json" else None)
+    if run.status not in STATUSES:
+        damage.append(f"status {_short(run.status)} is unknown")
+    if damage:
+        run._damage = damage
+    return run
+
+
 class Store:
     """All catalog access. Every write is its own short transaction, retried while the file is locked."""
 
-    def __init__(self, url: str | None = None, *, create: bool = True):
+    def __init__(self, url: str | None = None, *, create: bool = True, lock_wait_s: float = WRITER_LOCK_WAIT_S):
         self.url = resolve_db_url(url)
+        self.lock_wait_s = float(lock_wait_s)
         self.lock_retries = 0
         self.slowest_write_s = 0.0
         self.host = socket.gethostname()
@@ -154,12 +306,16 @@ class Store:
             path = _sqlite_path(self.url)
             if path is not None and path.parent and not path.parent.exists():
                 raise UserError(f"catalog directory {path.parent} does not exist; create it or pass another --db")
-            engine = create_engine(self.url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+            busy_ms = int(min(BUSY_TIMEOUT_MS, max(self.lock_wait_s / 2, 0.1) * 1000))
+            engine = create_engine(self.url, connect_args={"timeout": busy_ms / 1000, "check_same_thread": False})
 
             @event.listens_for(engine, "connect")
             def _pragmas(dbapi_conn, _record):  # noqa: ANN001
+                # text that is not UTF-8 (a damaged page, a foreign writer) is read with replacement
+                # characters instead of failing the whole query
+                dbapi_conn.text_factory = lambda b: b.decode("utf-8", "replace")
                 cur = dbapi_conn.cursor()
-                cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
                 if path is not None:
                     cur.execute("PRAGMA journal_mode = WAL")
                 cur.execute("PRAGMA synchronous = NORMAL")
@@ -188,7 +344,7 @@ class Store:
                 stored = row.version if row else None
         if stored is not None and stored > SCHEMA_VERSION:
             raise UserError(
-                f"catalog {self.url} has schema version {stored}, newer than this adv-tui understands ({SCHEMA_VERSION}); upgrade adv-tui"
+                f"catalog {self.safe_url} has schema version {stored}, newer than this adv-tui understands ({SCHEMA_VERSION}); upgrade adv-tui"
             )
         if existing and "runs" in existing and stored is None:
             stored = 1  # written before the version table existed
@@ -239,10 +395,19 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @property
+    def safe_url(self) -> str:
+        """The catalog URL as every message shows it: without its password."""
+        return _redact(self.url)
+
     # ------------------------------------------------------------------------------------ plumbing
-    def _retry(self, fn: Callable[[], T], attempts: int = 50) -> T:
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (one transaction), retrying while another process holds the lock, for at most
+        ``lock_wait_s`` in all; then one line saying the catalog is locked (a stopped writer can hold
+        the lock forever: a reader must not wait for minutes)."""
         delay = 0.02
-        for i in range(attempts):
+        deadline = time.monotonic() + self.lock_wait_s
+        while True:
             t0 = time.perf_counter()
             try:
                 out = fn()
@@ -250,24 +415,55 @@ class Store:
                 return out
             except OperationalError as e:
                 text_ = str(e).lower()
-                if ("locked" in text_ or "busy" in text_) and i < attempts - 1:
-                    self.lock_retries += 1
-                    time.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-                    continue
+                if "locked" in text_ or "busy" in text_:
+                    if time.monotonic() + delay < deadline:
+                        self.lock_retries += 1
+                        time.sleep(delay)
+                        delay = min(delay * 2, 1.0)
+                        continue
+                    where = _sqlite_path(self.url) or self.safe_url
+                    raise CatalogLocked(
+                        f"catalog {where} is locked by another process for more than {self.lock_wait_s:.0f} s "
+                        "(a stopped or hung adv-tui? `fuser` names it); try again once it is released"
+                    ) from None
                 raise _friendly(self.url, e) from None
             except DatabaseError as e:
                 raise _friendly(self.url, e) from None
-        raise AssertionError("unreachable")
 
-    def _write(self, fn: Callable[[Session], T]) -> T:
+    def _write(self, fn: Callable[[Session], T], owner: tuple[int, str] | None = None) -> T:
+        """One write transaction. With ``owner`` = (run id, claim token) it first checks, inside the same
+        transaction and under the write lock, that the run row is still this process's and active;
+        otherwise nothing is written and :class:`ClaimLost` is raised."""
+
         def tx() -> T:
             with Session(self.engine, expire_on_commit=False) as s:
+                if owner is not None:
+                    self._check_owner(s, *owner)
                 out = fn(s)
                 s.commit()
                 return out
 
         return self._retry(tx)
+
+    def _check_owner(self, s: Session, run_id: int, token: str) -> None:
+        # a no-op UPDATE: it takes the write lock (so nobody can claim the row until this commits) and
+        # its row count says whether the row is still ours
+        guard = (
+            update(Run)
+            .where(col(Run.id) == run_id, col(Run.claim_token) == token, col(Run.status).in_(list(ACTIVE)))
+            .values(claim_token=Run.claim_token)
+        )
+        if s.connection().execute(guard).rowcount == 1:
+            return
+        row = s.connection().execute(text("SELECT status, pid, host FROM runs WHERE id = :id"), {"id": run_id}).first()
+        s.rollback()
+        if row is None:
+            raise ClaimLost(f"run {run_id} was deleted from the catalog while this process ran it; stopped")
+        status, pid, host = row
+        who = (f"pid {pid}" + (f" on {printable(host)}" if host else "")) if pid is not None else "another process"
+        if status in ACTIVE:
+            raise ClaimLost(f"run {run_id} was taken over by {who} (resumed there) while this process ran it; this process stopped without writing to it")
+        raise ClaimLost(f"run {run_id} became {printable(status)} while this process ran it (marked by another reader); this process stopped without writing to it")
 
     def _read(self, fn: Callable[[Session], T]) -> T:
         def tx() -> T:
@@ -288,24 +484,74 @@ class Store:
 
         return self._write(add)
 
-    def update_run(self, run_id: int, **fields: Any) -> Run:
-        def upd(s: Session) -> Run:
-            run = s.get(Run, run_id)
-            if run is None:
-                raise NotFoundError(f"no run with id {run_id} in {self.url}")
-            for k, v in fields.items():
-                setattr(run, k, v)
-            run.updated_at = utcnow()
-            s.add(run)
-            return run
+    def update_run(self, run_id: int, *, owner: str | None = None, **fields: Any) -> Run:
+        """Set fields of a run row (one UPDATE; ``owner``: only while this claim token owns the row) and
+        return the row as it is now."""
 
-        return self._write(upd)
+        def upd(s: Session) -> None:
+            res = s.connection().execute(update(Run).where(col(Run.id) == run_id).values(**fields, updated_at=utcnow()))
+            if res.rowcount != 1:
+                raise NotFoundError(f"no run with id {run_id} in {self.safe_url}")
+
+        self._write(upd, owner=(run_id, owner) if owner else None)
+        return self.get_run(run_id)
+
+    def claim_run(self, run_id: int, *, token: str, from_statuses: Sequence[str] = RESUMABLE, **fields: Any) -> bool:
+        """Make run ``run_id`` this process's: ONE conditional UPDATE (status in ``from_statuses`` →
+        running, with the new claim token and ``fields`` such as pid/host/pid_start). True when it took
+        the row; False when another process claimed it first or its status changed meanwhile."""
+        now = utcnow()
+
+        def claim(s: Session) -> bool:
+            stmt = (
+                update(Run)
+                .where(col(Run.id) == run_id, col(Run.status).in_(list(from_statuses)))
+                .values(status="running", claim_token=token, heartbeat_at=now, updated_at=now, **fields)
+            )
+            return s.connection().execute(stmt).rowcount == 1
+
+        return self._write(claim)
+
+    def check_owner(self, run_id: int, token: str) -> None:
+        """Raise :class:`ClaimLost` unless the row is still active and owned by ``token``."""
+        self._write(lambda s: None, owner=(run_id, token))
+
+    def _load_runs(self, s: Session, stmt) -> list[Run]:  # noqa: ANN001
+        """Run rows for ``stmt``, each sanitized; a row the ORM cannot even load (an unparseable date)
+        is read column by column instead, so one damaged row never takes a listing down."""
+        # rows are detached before they are checked, so a repaired field is never flushed back
+        try:
+            rows = list(s.exec(stmt).all())
+            s.expunge_all()
+            return [sanitize_run(r) for r in rows]
+        except (ValueError, TypeError, OverflowError, ArithmeticError):
+            s.rollback()
+            s.expunge_all()
+        ids = [int(i) for i in s.connection().execute(stmt.with_only_columns(col(Run.id))).scalars()]
+        out = []
+        for rid in ids:
+            try:
+                run = s.exec(select(Run).where(col(Run.id) == rid)).one()
+                s.expunge_all()
+                out.append(sanitize_run(run))
+                continue
+            except (ValueError, TypeError, OverflowError, ArithmeticError):
+                s.rollback()
+                s.expunge_all()
+            raw = s.connection().execute(text("SELECT * FROM runs WHERE id = :id"), {"id": rid}).mappings().first()
+            if raw is None:
+                continue
+            # a table model is not validated on construction: the raw values go in, sanitize_run checks them
+            out.append(sanitize_run(Run(**{k: v for k, v in raw.items() if k in Run.model_fields})))
+        return out
 
     def get_run(self, run_id: int) -> Run:
-        run = self._read(lambda s: s.get(Run, run_id))
-        if run is None:
-            raise NotFoundError(f"no run with id {run_id} in {self.url} (see `adv-tui runs list`)")
-        return run
+        if not -(2**63) <= int(run_id) < 2**63:
+            raise NotFoundError(f"no run with id {run_id} in {self.safe_url} (see `adv-tui runs list`)")
+        runs = self._read(lambda s: self._load_runs(s, select(Run).where(col(Run.id) == run_id)))
+        if not runs:
+            raise NotFoundError(f"no run with id {run_id} in {self.safe_url} (see `adv-tui runs list`)")
+        return runs[0]
 
     def list_runs(
         self,
@@ -331,7 +577,7 @@ class Store:
                 stmt = stmt.offset(offset)
             if limit is not None:
                 stmt = stmt.limit(limit)
-            return list(s.exec(stmt).all())
+            return self._load_runs(s, stmt)
 
         return self._read(q)
 
@@ -339,7 +585,7 @@ class Store:
         return self._read(lambda s: s.exec(select(func.count()).select_from(Run)).one())
 
     def runs_updated_since(self, since: datetime) -> list[Run]:
-        return self._read(lambda s: list(s.exec(select(Run).where(col(Run.updated_at) > since)).all()))
+        return self._read(lambda s: self._load_runs(s, select(Run).where(col(Run.updated_at) > since)))
 
     def heartbeat(self, run_id: int) -> None:
         def hb(s: Session) -> None:
@@ -347,30 +593,52 @@ class Store:
 
         self._write(hb)
 
-    def refresh_liveness(self) -> list[int]:
-        """Mark runs whose process is gone (same host) or whose heartbeat is stale as ``interrupted``."""
-        now = utcnow()
-        active = self.list_runs(status=ACTIVE)
-        dead: list[int] = []
-        for r in active:
-            stale = r.heartbeat_at is not None and (now - r.heartbeat_at) > timedelta(seconds=HEARTBEAT_STALE_S)
-            if r.host == self.host and r.pid is not None:
-                gone = not pid_alive(r.pid) or (stale and r.pid != os.getpid())
-            else:
-                gone = stale
-            if gone:
-                dead.append(int(r.id))
-        for run_id in dead:
-            def mark(s: Session, run_id: int = run_id) -> None:
-                run = s.get(Run, run_id)
-                if run is not None and run.status in ACTIVE:
-                    run.status = "interrupted"
-                    run.error = run.error or "the run's process is gone (killed, crashed or the machine restarted)"
-                    run.finished_at = run.finished_at or run.heartbeat_at or now
-                    run.updated_at = now
-                    s.add(run)
+    def run_alive(self, run: Run, now: datetime | None = None) -> bool:
+        """Is the process of an active run still running it?
 
-            self._write(mark)
+        Same host: the recorded pid must exist *and* have the recorded start time (a reused pid is
+        another process); its heartbeat does not matter (a process stopped with Ctrl-Z is alive). A row
+        without a start time (older catalogs, no /proc) falls back to pid + a fresh heartbeat. Another
+        host: the heartbeat must be younger than ``HEARTBEAT_STALE_S``."""
+        now = now or utcnow()
+        stale = run.heartbeat_at is not None and (now - run.heartbeat_at) > timedelta(seconds=HEARTBEAT_STALE_S)
+        if run.host == self.host and run.pid is not None:
+            if run.pid_start is not None:
+                return same_process(run.pid, run.pid_start)
+            return same_process(run.pid, None) and not (stale and run.pid != os.getpid())
+        return not stale
+
+    def refresh_liveness(self) -> list[int]:
+        """Mark runs whose process is gone (same host) or whose heartbeat is stale as ``interrupted``.
+
+        Each mark is one conditional UPDATE on the row as it was read (status, pid and claim token), so
+        a run that a resume claimed in the meantime is left alone."""
+        now = utcnow()
+        dead: list[int] = []
+        for r in self.list_runs(status=ACTIVE):
+            if self.run_alive(r, now):
+                continue
+
+            def mark(s: Session, r: Run = r) -> bool:
+                stmt = (
+                    update(Run)
+                    .where(
+                        col(Run.id) == r.id,
+                        col(Run.status).in_(list(ACTIVE)),
+                        col(Run.pid).is_not_distinct_from(r.pid),
+                        col(Run.claim_token).is_not_distinct_from(r.claim_token),
+                    )
+                    .values(
+                        status="interrupted",
+                        error=func.coalesce(Run.error, "the run's process is gone (killed, crashed or the machine restarted)"),
+                        finished_at=func.coalesce(Run.finished_at, Run.heartbeat_at, now),
+                        updated_at=now,
+                    )
+                )
+                return s.connection().execute(stmt).rowcount == 1
+
+            if self._write(mark):
+                dead.append(int(r.id))
         return dead
 
     def delete_run(self, run_id: int) -> None:
@@ -382,7 +650,7 @@ class Store:
         self._write(rm)
 
     # ------------------------------------------------------------------------------------ metrics
-    def add_metrics(self, run_id: int, rows: Iterable[tuple[str, int, float]]) -> None:
+    def add_metrics(self, run_id: int, rows: Iterable[tuple[str, int, float]], *, owner: str | None = None) -> None:
         rows = list(rows)
         if not rows:
             return
@@ -394,7 +662,7 @@ class Store:
                 s.exec(delete(Metric).where(Metric.run_id == run_id, Metric.key == k, Metric.step == st))
             s.add_all([Metric(run_id=run_id, key=k, step=int(st), value=float(v)) for k, st, v in rows])
 
-        self._write(add)
+        self._write(add, owner=(run_id, owner) if owner else None)
 
     def delete_metrics_after(
         self,
@@ -404,6 +672,7 @@ class Store:
         *,
         keys: Sequence[str] | None = None,
         exclude_keys: Sequence[str] | None = None,
+        owner: str | None = None,
     ) -> None:
         """Delete a run's metric rows with ``step > step`` (optionally only ``keys``, or all but
         ``exclude_keys``). A resume uses it to drop what was written after the checkpoint."""
@@ -418,16 +687,16 @@ class Store:
                 stmt = stmt.where(col(Metric.key).not_in(list(exclude_keys)))
             s.exec(stmt)
 
-        self._write(rm)
+        self._write(rm, owner=(run_id, owner) if owner else None)
 
-    def delete_sweeps(self, run_id: int) -> None:
+    def delete_sweeps(self, run_id: int, *, owner: str | None = None) -> None:
         """Delete a run's sweep points and perturbation views (a resumed run redoes its sweep)."""
 
         def rm(s: Session) -> None:
             s.exec(delete(SweepPointRow).where(SweepPointRow.run_id == run_id))
             s.exec(delete(Sample).where(Sample.run_id == run_id))
 
-        self._write(rm)
+        self._write(rm, owner=(run_id, owner) if owner else None)
 
     def metrics(self, run_id: int, *, after_id: int = 0, keys: Sequence[str] | None = None) -> list[Metric]:
         def q(s: Session) -> list[Metric]:
@@ -446,7 +715,8 @@ class Store:
 
     # ------------------------------------------------------------------------------------ sweeps
     def add_sweep_points(
-        self, run_id: int, attack: str, labels: str, points: Iterable[dict], *, gradient: str = "eval", clip: bool = True, cost: str = "train", mask: int = 0
+        self, run_id: int, attack: str, labels: str, points: Iterable[dict], *, gradient: str = "eval", clip: bool = True, cost: str = "train", mask: int = 0,
+        owner: str | None = None,
     ) -> None:
         """Store points of one sweep, keyed by (attack, labels, gradient, clip, cost, mask draw, ε); a point
         written again replaces the old one (a resumed run redoes its sweep)."""
@@ -468,7 +738,7 @@ class Store:
                 ]
             )
 
-        self._write(add)
+        self._write(add, owner=(run_id, owner) if owner else None)
 
     def sweep_points(self, run_id: int, *, after_id: int = 0) -> list[SweepPointRow]:
         return self._read(
@@ -507,7 +777,7 @@ class Store:
         return out
 
     # ------------------------------------------------------------------------------------ samples, logs, artifacts
-    def add_samples(self, run_id: int, samples: Iterable[Sample]) -> None:
+    def add_samples(self, run_id: int, samples: Iterable[Sample], *, owner: str | None = None) -> None:
         rows = list(samples)
 
         def add(s: Session) -> None:
@@ -516,15 +786,15 @@ class Store:
                 s.exec(delete(Sample).where(Sample.run_id == run_id, Sample.idx == r.idx, Sample.epsilon == r.epsilon))
             s.add_all(rows)
 
-        self._write(add)
+        self._write(add, owner=(run_id, owner) if owner else None)
 
     def samples(self, run_id: int) -> list[Sample]:
         return self._read(
             lambda s: list(s.exec(select(Sample).where(Sample.run_id == run_id).order_by(col(Sample.epsilon), col(Sample.idx))).all())
         )
 
-    def log(self, run_id: int, message: str, level: str = "info") -> None:
-        self._write(lambda s: s.add(LogLine(run_id=run_id, message=message, level=level)))
+    def log(self, run_id: int, message: str, level: str = "info", *, owner: str | None = None) -> None:
+        self._write(lambda s: s.add(LogLine(run_id=run_id, message=message, level=level)), owner=(run_id, owner) if owner else None)
 
     def logs(self, run_id: int, *, after_id: int = 0, limit: int | None = None) -> list[LogLine]:
         def q(s: Session) -> list[LogLine]:
@@ -535,14 +805,14 @@ class Store:
 
         return self._read(q)
 
-    def set_artifact(self, run_id: int, kind: str, data: Any) -> None:
+    def set_artifact(self, run_id: int, kind: str, data: Any, *, owner: str | None = None) -> None:
         payload = json.dumps(data)
 
         def put(s: Session) -> None:
             s.exec(delete(Artifact).where(Artifact.run_id == run_id, Artifact.kind == kind))
             s.add(Artifact(run_id=run_id, kind=kind, data_json=payload))
 
-        self._write(put)
+        self._write(put, owner=(run_id, owner) if owner else None)
 
     def artifacts(self, run_id: int) -> dict[str, Any]:
         rows = self._read(lambda s: list(s.exec(select(Artifact).where(Artifact.run_id == run_id)).all()))
@@ -553,3 +823,21 @@ class Store:
             return True
         with self.engine.connect() as conn:
             return conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+    def check_integrity(self) -> None:
+        """Before a command adds rows: one line (UserError) when the SQLite file has damaged pages, so a
+        run fails before it writes anything rather than late, with a row half written."""
+        if not _is_sqlite(self.url) or _sqlite_path(self.url) is None:
+            return
+
+        def check() -> list[str]:
+            with self.engine.connect() as conn:
+                return [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check(3)").fetchall()]
+
+        problems = self._retry(check)
+        if problems != ["ok"]:
+            where = _sqlite_path(self.url)
+            raise UserError(
+                f"catalog {where} is damaged ({printable('; '.join(problems), limit=200)}); nothing was written: "
+                f"restore a backup, or salvage it with `sqlite3 {where} .recover | sqlite3 recovered.db`, or pass --db to use another"
+            )
