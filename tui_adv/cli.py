@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import signal
 import sys
 import threading
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from .errors import UserError
+from .safe import one_line, printable
 
 app = typer.Typer(
     add_completion=False,
@@ -29,6 +31,16 @@ app = typer.Typer(
 runs_app = typer.Typer(help="Browse the run catalog.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
+MAX_RUN_ID = 2**63 - 1  # SQLite's INTEGER (and PostgreSQL's BIGINT)
+
+
+def _run_id(value: int) -> int:
+    if not 1 <= value <= MAX_RUN_ID:
+        raise UserError(f"run ids are whole numbers from 1 to {MAX_RUN_ID}, got {value} (see `adv-tui runs list`)")
+    return value
+
+
+RunIdArg = Annotated[int, typer.Argument(metavar="RUN_ID", callback=_run_id, help="Run id (see `adv-tui runs list`).")]
 DbOpt = Annotated[Optional[str], typer.Option("--db", help="Catalog: a SQLite path or SQLAlchemy URL (default $ADV_TUI_DB or ./runs.db).")]
 DataOpt = Annotated[Optional[str], typer.Option("--data-dir", help="MNIST root (default $ADV_TUI_DATA, else the user cache).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -44,6 +56,13 @@ def _out_console():
     from rich.console import Console
 
     return Console()
+
+
+def _e(value: Any, **kw: Any) -> str:
+    """A catalog string ready for rich markup: control characters stripped, markup escaped."""
+    from rich.markup import escape
+
+    return escape(printable(value, **kw))
 
 
 @app.callback()
@@ -101,6 +120,7 @@ def run(
 
     load_mnist(data_dir, "cpu")
     store = Store(db)
+    store.check_integrity()  # a damaged file fails here, before a row is added, not late with one half written
     stop = threading.Event()
     runner = Runner(cfg, store, data_dir=data_dir, device=device, stop_event=stop)
     _install_signal_handlers(stop)
@@ -111,7 +131,7 @@ def run(
 @app.command()
 def resume(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="The interrupted, cancelled or failed run to continue (see `adv-tui runs list`).")],
+    run_id: Annotated[int, typer.Argument(metavar="RUN_ID", callback=_run_id, help="The interrupted, cancelled or failed run to continue (see `adv-tui runs list`).")],
     headless: Annotated[bool, typer.Option("--headless", help="No dashboard: progress bars on stderr.")] = False,
     db: DbOpt = None,
     data_dir: DataOpt = None,
@@ -135,13 +155,14 @@ def resume(
     db = _db(ctx, db)
     data_dir = _data_dir(ctx, data_dir)
     store = Store(db)
+    store.check_integrity()
     stop = threading.Event()
     # every check (run state, checkpoint, device, dataset) happens before the catalog is written to
     runner = Runner.for_resume(store, run_id, data_dir=data_dir, device=device, stop_event=stop)
     resolve_device(runner.device_request)
     load_mnist(data_dir, "cpu")
     if not headless:
-        _err_console().print("the dashboard cannot resume runs yet; resuming headless")
+        print("adv-tui: the dashboard cannot resume runs yet; resuming headless", file=sys.stderr)
     _install_signal_handlers(stop)
     _execute_and_report(store, runner, quiet=quiet, as_json=as_json)
 
@@ -166,7 +187,8 @@ def _execute_and_report(store, runner, *, quiet: bool, as_json: bool) -> None:  
     else:
         _print_summary(store, run_row)
     if status != "completed":
-        _err_console().print(f"[red]run {run_row.id} {status}[/red]: {run_row.error or ''}")
+        # one line, printed once (the progress renderer does not repeat it), never wrapped
+        print(f"adv-tui: run {run_row.id} {status}: {one_line(run_row.error or 'no reason recorded')}", file=sys.stderr)
         raise typer.Exit(1)
 
 
@@ -191,10 +213,12 @@ def _json_default(o: Any) -> Any:
 
 
 def _run_json(store, run) -> dict:
-    summary = json.loads(run.summary_json) if run.summary_json else {}
+    from .catalog.schema import damage_of
+
+    summary = _json_object(run.summary_json)
     metrics = {**store.latest_metrics(run.id), **summary}
     metrics.pop("batch_loss", None)
-    return {
+    doc = {
         "run_id": run.id,
         "name": run.name,
         "status": run.status,
@@ -209,10 +233,22 @@ def _run_json(store, run) -> dict:
         "finished_at": run.finished_at,
         "error": run.error,
         "checkpoint_path": run.checkpoint_path,
-        "config": json.loads(run.config_json),
+        "config": _json_object(run.config_json),
         "metrics": metrics,
         "sweeps": store.sweeps(run.id),
     }
+    if damage_of(run):
+        doc["damaged"] = damage_of(run)
+    return doc
+
+
+def _json_object(text: str | None) -> dict:
+    """A stored JSON column as a dict ({} when empty; the store already flagged a damaged one)."""
+    try:
+        value = json.loads(text) if text else {}
+    except (ValueError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _fmt_pct(v: float | None) -> str:
@@ -226,7 +262,15 @@ def _duration(run) -> str:
 
     end = run.finished_at or utcnow()
     s = int((end - run.started_at).total_seconds())
+    if s < 0:
+        return "—"
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _status(run) -> str:
+    from .catalog.schema import damage_of
+
+    return printable(run.status) + (" (damaged)" if damage_of(run) else "")
 
 
 def _print_summary(store, run) -> None:
@@ -235,7 +279,7 @@ def _print_summary(store, run) -> None:
     from .claims import reading_text
 
     con = _out_console()
-    t = Table(title=f"run {run.id} · {run.name} · {run.status}", title_justify="left")
+    t = Table(title=f"run {run.id} · {_e(run.name)} · {_e(_status(run))}", title_justify="left")
     sweeps = store.sweeps(run.id)
     several = len(sweeps) > 1
     if several:
@@ -254,10 +298,10 @@ def _print_summary(store, run) -> None:
         for i, p in enumerate(sweep["points"]):
             err = _fmt_pct(p["error"]) + (f" ±{100 * p['error_spread']:.2f}" if p.get("error_spread") else "")
             row = [f"{p['epsilon']:g}", _fmt_pct(p["accuracy"]), err, _fmt_pct(p["mean_confidence"]), _fmt_pct(p["mean_confidence_wrong"])]
-            t.add_row(*([name if i == 0 else ""] if several else []), *row, end_section=several and i == len(sweep["points"]) - 1)
+            t.add_row(*([_e(name) if i == 0 else ""] if several else []), *row, end_section=several and i == len(sweep["points"]) - 1)
     if t.row_count:
         con.print(t)
-    con.print(f"clean error {_fmt_pct(run.clean_error)} · FGSM error (ε=.25) {_fmt_pct(run.fgsm_error)} · {_duration(run)} on {run.device} · catalog {store.url}")
+    con.print(f"clean error {_fmt_pct(run.clean_error)} · FGSM error (ε=.25) {_fmt_pct(run.fgsm_error)} · {_duration(run)} on {_e(run.device)} · catalog {_e(store.safe_url)}")
 
 
 @runs_app.command("list")
@@ -271,9 +315,10 @@ def runs_list(
     """The newest runs in the catalog."""
     from .catalog import Store
 
-    store = Store(_db(ctx, db))
-    store.refresh_liveness()
+    store = _reader_store(_db(ctx, db))
     runs = store.list_runs(limit=limit, status=[status] if status else None)
+    from .catalog.schema import damage_of
+
     if as_json:
         rows = [
             {
@@ -289,6 +334,7 @@ def runs_list(
                 "started_at": r.started_at,
                 "finished_at": r.finished_at,
                 "parent_id": r.parent_id,
+                **({"damaged": damage_of(r)} if damage_of(r) else {}),
             }
             for r in runs
         ]
@@ -296,20 +342,20 @@ def runs_list(
         return
     from rich.table import Table
 
-    t = Table(title=f"{len(runs)} of {store.count_runs()} runs · {store.url}", title_justify="left")
+    t = Table(title=f"{len(runs)} of {store.count_runs()} runs · {_e(store.safe_url)}", title_justify="left")
     for col_ in ("id", "name", "experiment", "status", "progress", "clean err", "FGSM err .25", "duration", "device", "started"):
         t.add_column(col_, justify="right" if col_ in ("id", "progress", "clean err", "FGSM err .25") else "left")
     for r in runs:
         t.add_row(
             str(r.id),
-            r.name,
-            r.experiment,
-            r.status,
+            _e(r.name),
+            _e(r.experiment),
+            _e(_status(r)),
             f"{100 * r.progress:.0f}%",
             _fmt_pct(r.clean_error),
             _fmt_pct(r.fgsm_error),
             _duration(r),
-            r.device or "—",
+            _e(r.device or "—"),
             r.started_at.strftime("%Y-%m-%d %H:%M") if r.started_at else "—",
         )
     _out_console().print(t)
@@ -318,36 +364,40 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="Run id (see `adv-tui runs list`).")],
+    run_id: RunIdArg,
     db: DbOpt = None,
     as_json: JsonOpt = False,
-    samples: Annotated[int, typer.Option("--samples", help="Perturbation views to draw.")] = 2,
+    samples: Annotated[int, typer.Option("--samples", min=0, max=1000, help="Perturbation views to draw.")] = 2,
 ) -> None:
     """One run: status, config, final metrics, sweep table and curve, perturbation views, and the P20 logit
     curve or P21 weight images when the run stored them."""
     from .catalog import Store
     from .views import accuracy_chart, halfblock, side_by_side, sign_image
 
-    store = Store(_db(ctx, db))
-    store.refresh_liveness()
+    store = _reader_store(_db(ctx, db))
     run = store.get_run(run_id)
     doc = _run_json(store, run)
     if as_json:
         typer.echo(json.dumps(doc, default=_json_default))
         return
     con = _out_console()
-    con.print(f"[bold]run {run.id}[/bold] · {run.name} · experiment {run.experiment} · [bold]{run.status}[/bold] · {run.device or '—'} · {_duration(run)}")
+    con.print(
+        f"[bold]run {run.id}[/bold] · {_e(run.name)} · experiment {_e(run.experiment)} · [bold]{_e(run.status)}[/bold] · {_e(run.device or '—')} · {_duration(run)}"
+    )
+    if doc.get("damaged"):
+        con.print(f"[red]damaged row:[/red] {_e('; '.join(doc['damaged']))} (shown as far as it can be read)")
     if run.claims:
-        con.print(f"claims: {run.claims}")
+        con.print(f"claims: {_e(run.claims)}")
     if run.error:
-        con.print(f"[red]error:[/red] {run.error}")
-    metrics = {k: v for k, v in doc["metrics"].items() if isinstance(v, (int, float))}
+        con.print(f"[red]error:[/red] {_e(run.error)}")
+    metrics = {k: v for k, v in doc["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if metrics:
-        con.print("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+        con.print("metrics: " + ", ".join(f"{_e(k)}={v:.4g}" for k, v in sorted(metrics.items())))
     _print_summary(store, run)
     for sweep in doc["sweeps"]:
         pts = sweep["points"]
-        chart = accuracy_chart({f"{sweep['attack']} ({sweep['labels']} labels)": ([p["epsilon"] for p in pts], [p["accuracy"] for p in pts])}, title=f"run {run.id}: accuracy vs ε")
+        label = printable(f"{sweep['attack']} ({sweep['labels']} labels)")
+        chart = accuracy_chart({label: ([p["epsilon"] for p in pts], [p["accuracy"] for p in pts])}, title=f"run {run.id}: accuracy vs ε")
         typer.echo(chart)
     shown = 0
     for s in store.samples(run.id):
@@ -388,7 +438,7 @@ def _print_analysis(store, run_id: int, width: int) -> None:
 @runs_app.command("export")
 def runs_export(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    run_id: RunIdArg,
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv | json")] = "json",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to a file instead of stdout.")] = None,
     db: DbOpt = None,
@@ -398,8 +448,7 @@ def runs_export(
 
     if fmt not in ("csv", "json"):
         raise UserError(f"--format must be csv or json, got {fmt!r}")
-    store = Store(_db(ctx, db))
-    store.refresh_liveness()
+    store = _reader_store(_db(ctx, db))
     run = store.get_run(run_id)
     if fmt == "json":
         doc = _run_json(store, run)
@@ -420,7 +469,7 @@ def runs_export(
             output.write_text(text)
         except OSError as e:
             raise UserError(f"cannot write {output}: {e.strerror}") from None
-        _err_console().print(f"wrote {output}")
+        print(f"wrote {printable(output)}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -462,6 +511,7 @@ def reproduce(
     data_dir = _data_dir(ctx, data_dir)
     load_mnist(data_dir, "cpu")
     store = Store(_db(ctx, db))
+    store.check_integrity()
     stop = threading.Event()
     rep = Reproducer(store, profile, only=only.split(",") if only else None, fresh=fresh, data_dir=data_dir, device=device, stop_event=stop)
     _install_signal_handlers(stop)
@@ -470,11 +520,11 @@ def reproduce(
 
     def emit(e: dict) -> None:
         if e["type"] == "step_start":
-            err.rule(f"[bold]{e['index']}/{e['steps']} {e['key']}[/bold] ({', '.join(e['claims'])})")
+            err.rule(f"[bold]{e['index']}/{e['steps']} {_e(e['key'])}[/bold] ({_e(', '.join(e['claims']))})")
         elif e["type"] == "step_end":
-            err.print(f"{e['key']}: {e['status']} (run {e['run_id']}, {e['seconds']:.0f} s)")
+            err.print(f"{_e(e['key'])}: {_e(e['status'])} (run {e['run_id']}, {e['seconds']:.0f} s)")
         elif e["type"] == "run_start":
-            err.print(f"run [bold]{e['run_id']}[/bold] · {e['name']} · device {e['device']}")
+            err.print(f"run [bold]{e['run_id']}[/bold] · {_e(e['name'])} · device {_e(e['device'])}")
         elif e["type"] == "suite_end":
             err.print(f"suite finished in {e['seconds']:.0f} s")
 
@@ -499,7 +549,10 @@ def _print_scorecard(results) -> None:
         t.add_column(c, overflow="fold")
     colour = {"PASS": "green", "FAIL": "red", "NOT RUN": "dim"}
     for r in results:
-        t.add_row(r.id, r.title, r.paper, r.measured, r.profile or "—", f"[{colour[r.verdict]}]{r.verdict}[/]", r.direction or "", ",".join(map(str, r.runs)))
+        t.add_row(
+            _e(r.id), _e(r.title), _e(r.paper), _e(r.measured), _e(r.profile or "—"), f"[{colour.get(r.verdict, '')}]{_e(r.verdict)}[/]", _e(r.direction or ""),
+            ",".join(map(str, r.runs)),
+        )  # fmt: skip
     _out_console().print(t)
     _print_matrix(results)
 
@@ -519,7 +572,7 @@ def _print_matrix(results) -> None:
         t.add_column(c, overflow="fold")
     colour = {"PASS": "green", "FAIL": "red", "NOT RUN": "dim"}
     for claim_id, reading, measured, distance, verdict, headline in rows:
-        t.add_row(claim_id, ("★ " if headline else "  ") + reading, measured, distance, Text(verdict, style=colour[verdict]),
+        t.add_row(_e(claim_id), _e(("★ " if headline else "  ") + reading), _e(measured), _e(distance), Text(verdict, style=colour.get(verdict, "")),
                   end_section=False)
     _out_console().print(t)
 
@@ -547,7 +600,7 @@ def report(
             text = discussion.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise UserError(f"cannot read the discussion file {discussion}: {e.__class__.__name__}: {e}") from None
-    store = Store(_db(ctx, db))
+    store = _reader_store(_db(ctx, db))
     profiles = [p.strip() for p in profile.split(",") if p.strip()] if profile else []
     if len(profiles) > 1:
         sections = [(p, scorecard(store, [p])) for p in profiles]
@@ -573,15 +626,91 @@ def report(
         _print_scorecard(results)
 
 
-def main() -> None:
+def _reader_store(db: str | None):
+    """The store of a command that only reads (runs list/show/export, report): it waits at most
+    ``READER_LOCK_WAIT_S`` for a lock, and marks dead runs interrupted unless another process holds
+    the lock right now (then it says so in one line and shows the catalog as it is)."""
+    from .catalog.store import READER_LOCK_WAIT_S, CatalogLocked, Store
+
+    store = Store(db, lock_wait_s=READER_LOCK_WAIT_S)
     try:
-        app()
+        store.refresh_liveness()
+    except CatalogLocked as e:
+        print(f"adv-tui: note: {one_line(e)}; statuses are shown without the liveness check", file=sys.stderr)
+    return store
+
+
+def crash_log_dir() -> Path:
+    """``$ADV_TUI_CACHE/logs`` (the user cache); no torch import on this path."""
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("ADV_TUI_CACHE") or user_cache_dir("adv-tui")) / "logs"
+
+
+def _write_crash_log(exc: BaseException) -> Path | None:
+    """The traceback of an unexpected error, in a private file (0600) of the user cache."""
+    import time
+    import traceback
+
+    from .safe import scrub_secrets
+
+    try:
+        d = crash_log_dir()
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = d / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"adv-tui {' '.join(scrub_secrets(a) for a in sys.argv[1:])}\n\n")
+            f.write(scrub_secrets("".join(traceback.format_exception(exc))))
+        return path
+    except OSError:
+        return None
+
+
+# Click's exceptions, from wherever this typer takes Click (newer typers vendor it as typer._click)
+_click_errors = sys.modules[typer.BadParameter.__module__]
+_ABORTS = tuple({typer.Abort, getattr(_click_errors, "Abort", typer.Abort)})
+
+
+def main() -> None:
+    """The console script: every failure ends as one line on stderr (exit 2: bad input, 1: a run that
+    did not complete or an internal error, whose traceback goes to a log file named in that line)."""
+    try:
+        code = app(standalone_mode=False)
     except UserError as e:
-        print("adv-tui: error: " + " ".join(str(e).split("\n")), file=sys.stderr)  # always one line
+        print("adv-tui: error: " + one_line(e), file=sys.stderr)  # always one line
         sys.exit(e.exit_code)
+    except _click_errors.NoArgsIsHelpError as e:  # `adv-tui runs`: the help, then what was missing
+        typer.echo(e.ctx.get_help() if e.ctx is not None else "")
+        print("adv-tui: error: missing command (see the list above)", file=sys.stderr)
+        sys.exit(2)
+    except _click_errors.ClickException as e:  # usage errors: one line instead of Click's boxed message
+        ctx = getattr(e, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        msg = e.format_message()
+        if isinstance(e, _click_errors.NoSuchOption) and e.option_name[1:].replace("_", "").isdigit():
+            msg = f"{e.option_name} is not a run id (run ids are whole numbers from 1 to {MAX_RUN_ID})"
+        print(f"adv-tui: error: {one_line(msg)}{where}", file=sys.stderr)
+        sys.exit(e.exit_code if e.exit_code in (1, 2) else 2)
+    except BrokenPipeError:  # `adv-tui runs list | head`: the reader went away, nothing to say
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is quiet too
+        except OSError:
+            pass
+        sys.exit(1)
+    except _ABORTS:
+        print("adv-tui: interrupted", file=sys.stderr)
+        sys.exit(130)
     except KeyboardInterrupt:
         print("adv-tui: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - a bug: one line here, the traceback in a file
+        log = _write_crash_log(e)
+        where = f"; the traceback is in {log}" if log else ""
+        print(f"adv-tui: error: internal error: {type(e).__name__}: {one_line(e, 300)}{where} (please report it)", file=sys.stderr)
+        sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
