@@ -24,7 +24,13 @@ Prob = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # strict: a value of the wrong type is an error, never coerced (train.epochs = true is not 1,
+    # pair = ["3", "7"] is not [3, 7], "0.1" is not 0.1; an integer is still a valid float);
+    # no inf/nan anywhere (train.lr = inf would train nothing and fail with the wrong advice)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False)
+
+
+Count = Annotated[int, Field(gt=0, le=1_000_000_000)]  # example counts, batch sizes: bounded, so no overflow later
 
 
 class DataConfig(_Strict):
@@ -32,8 +38,14 @@ class DataConfig(_Strict):
     """Keep two digits only (binary task), relabelled 0 and 1, e.g. [3, 7] as in the paper."""
     validation: bool = False
     """Hold out the last 10k of the 60k training images as validation (the paper's 50k/10k split)."""
-    train_limit: Annotated[int, Field(gt=0)] | None = None
-    test_limit: Annotated[int, Field(gt=0)] | None = None
+    train_limit: Count | None = None
+    test_limit: Count | None = None
+
+    @field_validator("pair", mode="before")
+    @classmethod
+    def _pair_list(cls, v):
+        # TOML and JSON have arrays, not tuples: [3, 7] is the way to write it (its items stay strict)
+        return tuple(v) if isinstance(v, list) else v
 
     @field_validator("pair")
     @classmethod
@@ -46,8 +58,8 @@ class DataConfig(_Strict):
 class ModelConfig(_Strict):
     kind: Literal["softmax", "logistic", "maxout", "rbf", "inception"]
     # maxout
-    units: Annotated[int, Field(gt=0)] | None = None
-    pieces: Annotated[int, Field(gt=0)] | None = None
+    units: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    pieces: Annotated[int, Field(gt=0, le=1000)] | None = None
     layers: Annotated[int, Field(gt=0, le=8)] | None = None
     input_dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
     hidden_dropout: Annotated[float, Field(ge=0, lt=1)] | None = None
@@ -88,7 +100,7 @@ class EarlyStopping(_Strict):
     prop_decrease = 0, and MonitorBasedSaveBest)."""
 
     metric: Literal["valid_error", "valid_adv_error"] = "valid_error"
-    patience: Annotated[int, Field(gt=0)] = 10
+    patience: Annotated[int, Field(gt=0, le=100_000)] = 10
 
 
 class Continuation(_Strict):
@@ -106,7 +118,7 @@ TrainMode = Literal["clean", "adversarial", "analytic", "l1", "sign_noise", "uni
 
 class TrainConfig(_Strict):
     epochs: Annotated[int, Field(ge=0, le=100_000)] = 10
-    batch_size: Annotated[int, Field(gt=0)] = 100
+    batch_size: Count = 100
     optimizer: Literal["sgd", "adam"] = "sgd"
     lr: Annotated[float, Field(gt=0)] = 0.1
     lr_decay: Annotated[float, Field(gt=0, le=1)] = 1.0
@@ -115,7 +127,7 @@ class TrainConfig(_Strict):
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.5
     final_momentum: Annotated[float, Field(ge=0, lt=1)] | None = None
     """Momentum rises linearly from ``momentum`` to this between epoch 1 and ``momentum_saturate``."""
-    momentum_saturate: Annotated[int, Field(gt=0)] = 250
+    momentum_saturate: Count = 250
     weight_decay: NonNeg = 0.0
     mode: TrainMode = "clean"
     alpha: Prob = 0.5
@@ -145,7 +157,7 @@ class TrainConfig(_Strict):
     ``matrix_error[READING]`` / ``matrix_conf[READING]``, so the dashboard plots how each reading moves."""
     eval_adv: bool = True
     """Also measure FGSM error (at ``epsilon``) on the validation/test split after every epoch."""
-    eval_limit: Annotated[int, Field(gt=0)] | None = None
+    eval_limit: Count | None = None
     """Evaluate per-epoch metrics on the first N examples only (speed); final sweeps use all."""
     checkpoint_every: Annotated[int, Field(ge=0)] = 1
     """Write a checkpoint every N epochs (0: only at the end)."""
@@ -214,7 +226,7 @@ class SweepConfig(_Strict):
     """Add every reading of the protocol matrix for this model: gradient eval/dropout (models with dropout)
     × clip on/off × cost train/true_class (one-vs-rest heads), dropout readings with ``matrix_masks`` draws."""
     matrix_masks: Masks = 3
-    batch_size: Annotated[int, Field(gt=0)] = 1000
+    batch_size: Count = 1000
     samples: Annotated[int, Field(ge=0, le=1000)] = 8
     """How many test images to store as perturbation views (the first N of the test split)."""
     sample_epsilons: list[NonNeg] = Field(default_factory=lambda: [0.1, 0.25])
@@ -238,14 +250,24 @@ class RunConfig(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     description: str = ""
     claims: list[str] = Field(default_factory=list)
-    experiment: Annotated[str, Field(min_length=1)] = "custom"
-    seed: int = 0
+    experiment: Annotated[str, Field(min_length=1, max_length=200)] = "custom"
+    seed: Annotated[int, Field(ge=0, lt=2**63 - 1)] = 0
+    """Any whole number from 0 to 2^63 − 2 (the catalog stores 64-bit integers; the noise generator
+    is seeded with seed + 1)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     profile: str | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig
     train: TrainConfig = Field(default_factory=TrainConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
+
+    @field_validator("name", "experiment", "profile", "claims")
+    @classmethod
+    def _no_control_characters(cls, v):
+        for text in v if isinstance(v, list) else [v]:
+            if text is not None and any(not ch.isprintable() and ch != " " for ch in text):
+                raise ValueError("must not contain control characters (newlines, tabs, escape sequences)")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -303,17 +325,27 @@ def _fmt_loc(loc: tuple) -> str:
     return ".".join(str(p) if str(p).isprintable() else repr(p) for p in loc if not (isinstance(p, str) and p.startswith("function-")))
 
 
+MAX_PROBLEMS = 8  # problems named in one error line; the rest are counted
+
+
 def format_validation_error(err: ValidationError, source: str) -> str:
     parts = []
-    for e in err.errors():
+    errors = err.errors()
+    for e in errors[:MAX_PROBLEMS]:
         loc = _fmt_loc(e["loc"])
+        if len(loc) > 80:
+            loc = loc[:79] + "…"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         elif e["type"] == "missing":
             msg = "required key is missing"
+        elif e["type"] == "finite_number":
+            msg = "must be a finite number (not inf or nan)"
         parts.append(f"{loc}: {msg}" if loc else msg)
-    return f"invalid config {source}: " + "; ".join(parts)
+    more = len(errors) - MAX_PROBLEMS
+    tail = f"; … and {more} more problem{'s' if more > 1 else ''}" if more > 0 else ""
+    return f"invalid config {source}: " + "; ".join(parts) + tail
 
 
 # a number written with a bare leading dot (".25", "-.5"), which TOML rejects but people type
