@@ -64,7 +64,12 @@ def _fix_hint(root: Path) -> str:
 
 
 def _prepare_raw(root: Path) -> Path:
-    """Return a torchvision-style root whose ``MNIST/raw`` holds the unpacked, verified files."""
+    """Return a torchvision-style root whose ``MNIST/raw`` holds the unpacked, verified files.
+
+    The root is never created or written: a root that was asked for (``--data-dir``, ``$ADV_TUI_DATA``)
+    and does not exist is an error, and a download goes into the cache."""
+    if not root.is_dir() and root != cache_dir() / "data":
+        raise UserError(f"the data directory {root} does not exist (nothing was created); {_fix_hint(root)}")
     raw = root / "MNIST" / "raw"
     unpacked = [raw / name[:-3] for name, _ in MNIST_FILES]
     if all(p.is_file() for p in unpacked):
@@ -120,7 +125,7 @@ def _unpack_into_cache(packed: list[Path]) -> Path:
 def _download(root: Path) -> Path:
     from torchvision.datasets import MNIST
 
-    target = cache_dir() / "download" if not os.access(root if root.exists() else root.parent, os.W_OK) else root
+    target = cache_dir() / "download"  # never into the root: it is read-only to us
     try:
         MNIST(str(target), train=True, download=True)
         MNIST(str(target), train=False, download=True)
