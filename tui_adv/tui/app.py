@@ -20,12 +20,15 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from ..catalog.schema import Run
-from ..catalog.store import Store
+from ..catalog.store import READER_LOCK_WAIT_S, Store
 from ..errors import UserError
+from ..safe import printable, redact_url
+from .safe_text import escaped
 from .feed import sleep_unless_cancelled
 from .messages import CatalogProblem, CatalogUpdate
 from .model import Clock, Launched, STATUS_FILTERS, real_clock, spawn_run
@@ -52,14 +55,17 @@ class RunsCommands(Provider):
         if q.isdigit():
             yield Hit(1.0, f"Open run #{q}", partial(app.open_run, int(q)), help="open the run with this id")
         for run in self._runs():
-            text = f"Open run #{run.id} {run.name} ({run.status})"
+            text = printable(f"Open run #{run.id} {run.name} ({run.status})")
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), partial(app.open_run, int(run.id)), help=f"{run.experiment} · {run.claims or 'no claims'}")
+                # highlight() parses its argument as markup: a name with "[" is shown plain instead
+                shown = matcher.highlight(text) if "[" not in text else Content(text)
+                yield Hit(score, shown, partial(app.open_run, int(run.id)), text=text, help=escaped(f"{run.experiment} · {run.claims or 'no claims'}"))
 
     async def discover(self) -> Hits:
         for run in self._runs()[:10]:
-            yield DiscoveryHit(f"Open run #{run.id} {run.name} ({run.status})", partial(self.app.open_run, int(run.id)), help=run.experiment)
+            text = printable(f"Open run #{run.id} {run.name} ({run.status})")
+            yield DiscoveryHit(Content(text), partial(self.app.open_run, int(run.id)), text=text, help=escaped(run.experiment))
 
 
 class AdvApp(App):
@@ -108,6 +114,10 @@ class AdvApp(App):
         self.total_runs: int | None = None
         self.catalog_problem: str | None = None
         self.started_at = time.monotonic()
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None, markup: bool = False) -> None:  # noqa: ANN001
+        """Notifications are plain text (they often carry catalog strings: names, errors, hosts)."""
+        super().notify(printable(message, multiline=True), title=printable(title), severity=severity, timeout=timeout, markup=markup)
 
     # ------------------------------------------------------------------------------------------ setup
     def on_mount(self) -> None:
@@ -289,12 +299,14 @@ class AdvApp(App):
 def make_app(db: str | None = None, *, store: Store | None = None, **options: Any) -> AdvApp:
     """Build the app (shared by the CLI and the tests): ``options`` are :class:`AdvApp`'s keywords.
     Opening the catalog happens here, so a bad ``--db`` raises :class:`UserError` (one line, exit 2)
-    before the terminal is taken over."""
-    return AdvApp(store if store is not None else Store(db), **options)
+    before the terminal is taken over. The dashboard only reads (and marks dead runs): it waits at most
+    ``READER_LOCK_WAIT_S`` for a lock, then shows the catalog as unreachable and retries."""
+    return AdvApp(store if store is not None else Store(db, lock_wait_s=READER_LOCK_WAIT_S), **options)
 
 
 def _label(url: str) -> str:
-    """The catalog as the user would type it: a relative/home path for SQLite files, else the URL."""
+    """The catalog as the user would type it: a relative/home path for SQLite files, else the URL
+    without its password."""
     if url.startswith("sqlite:///"):
         path = Path(url[len("sqlite:///"):])
         try:
@@ -305,7 +317,7 @@ def _label(url: str) -> str:
             return "~/" + str(path.relative_to(Path.home()))
         except ValueError:
             return str(path)
-    return url
+    return redact_url(url)
 
 
 def run_app(db: str | None = None, data_dir: str | None = None, launch: tuple[str, list[str], str | None] | None = None) -> None:

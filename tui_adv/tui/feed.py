@@ -89,7 +89,10 @@ class RunFeed:
             delta.samples = self.store.samples(self.run_id)
             self.samples_loaded = True
         if finished and not self.artifacts_loaded:
-            delta.artifacts = self.store.artifacts(self.run_id)
+            try:
+                delta.artifacts = self.store.artifacts(self.run_id)
+            except ValueError:  # a stored payload that is not JSON: the run is shown without its analyses
+                delta.artifacts = {}
             self.artifacts_loaded = True
         self.finished_polls = self.finished_polls + 1 if finished else 0
         self.last_status = run.status

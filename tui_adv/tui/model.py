@@ -280,8 +280,10 @@ class Launched:
         return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def launch_argv(config: str, overrides: list[str], *, db_url: str, data_dir: str | None, device: str | None) -> list[str]:
-    argv = [sys.executable, "-m", "tui_adv.cli", "run", str(config), "--headless", "--db", db_url, "--quiet"]
+def launch_argv(config: str, overrides: list[str], *, db_url: str | None = None, data_dir: str | None, device: str | None) -> list[str]:
+    """The child's command line. The catalog URL is not on it (argv is visible to every user in
+    ``ps``, and the URL may hold a password): :func:`child_env` passes it as ``$ADV_TUI_DB``."""
+    argv = [sys.executable, "-m", "tui_adv.cli", "run", str(config), "--headless", "--quiet"]
     if data_dir:
         argv += ["--data-dir", str(data_dir)]
     if device:
@@ -291,13 +293,24 @@ def launch_argv(config: str, overrides: list[str], *, db_url: str, data_dir: str
     return argv
 
 
+def child_env(db_url: str) -> dict[str, str]:
+    """The environment of an ``adv-tui`` child process: the catalog URL in ``$ADV_TUI_DB`` (not argv)."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "ADV_TUI_DB": db_url}
+
+
+def private_file(path: Path) -> int:
+    """Create ``path`` readable by its owner only (0600) and return its descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
 def spawn_run(config: str, overrides: list[str], *, db_url: str, data_dir: str | None = None, device: str | None = None) -> Launched:
-    """Start ``adv-tui run --headless`` as a detached process (own session: it outlives the dashboard)."""
-    argv = launch_argv(config, overrides, db_url=db_url, data_dir=data_dir, device=device)
+    """Start ``adv-tui run --headless`` as a detached process (own session: it outlives the dashboard).
+    Its output goes to a launch log that only the user can read (0600, in a 0700 directory)."""
+    argv = launch_argv(config, overrides, data_dir=data_dir, device=device)
     log_dir = launch_log_dir()
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = log_dir / f"launch-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 100000}.log"
-    with open(log_path, "wb") as log:
+    with os.fdopen(private_file(log_path), "wb") as log:
         popen = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -305,7 +318,7 @@ def spawn_run(config: str, overrides: list[str], *, db_url: str, data_dir: str |
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=os.getcwd(),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=child_env(db_url),
         )
     return Launched(pid=popen.pid, argv=argv, log_path=log_path, started=time.monotonic(), popen=popen)
 

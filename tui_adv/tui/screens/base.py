@@ -10,10 +10,12 @@ from textual import work
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from ...catalog.schema import ACTIVE, LogLine, Metric, Run, Sample, variant_label
+from ...catalog.schema import ACTIVE, LogLine, Metric, Run, Sample, damage_of, variant_label
+from ...safe import printable
 from ..feed import RunFeed, sleep_unless_cancelled
 from ..messages import RunDelta, RunUpdate
 from ..model import Launched, STATUS_GLYPH, STATUS_STYLE, duration, pct, run_config
+from ..safe_text import plain
 
 EPOCH_KEYS = ("train_loss", "train_error", "test_error", "test_adv_error", "valid_error", "valid_adv_error", "lr")
 
@@ -63,7 +65,10 @@ class RunState:
 def status_text(run: Run | None) -> Text:
     if run is None:
         return Text("starting…", style="dim")
-    return Text(f"{STATUS_GLYPH.get(run.status, '?')} {run.status}", style=STATUS_STYLE.get(run.status, "") or "bold")
+    t = plain(f"{STATUS_GLYPH.get(run.status, '?')} {run.status}", style=STATUS_STYLE.get(run.status, "") or "bold")
+    if damage_of(run):
+        t.append(" (damaged row)", style="bold red")
+    return t
 
 
 def run_title(run: Run | None, now) -> Text:  # noqa: ANN001
@@ -71,14 +76,16 @@ def run_title(run: Run | None, now) -> Text:  # noqa: ANN001
         return Text("starting the run process…", style="bold")
     t = Text()
     t.append(f"run {run.id}", style="bold")
-    t.append(f"  {run.name}", style="bold")
-    t.append(f"  {run.experiment}", style="dim")
+    t.append(f"  {printable(run.name)}", style="bold")
+    t.append(f"  {printable(run.experiment)}", style="dim")
     if run.claims:
-        t.append(f"  {run.claims}", style="dim")
+        t.append(f"  {printable(run.claims)}", style="dim")
     t.append("  ")
     t.append_text(status_text(run))
     t.append(f"  clean {pct(run.clean_error)}  FGSM ε=.25 {pct(run.fgsm_error)}", style="")
-    t.append(f"  {duration(run, now)}  {run.device or '—'}", style="dim")
+    t.append(f"  {duration(run, now)}  {printable(run.device or '—')}", style="dim")
+    if damage_of(run):
+        t.append(f"  damaged: {printable('; '.join(damage_of(run)))}", style="red")
     return t
 
 

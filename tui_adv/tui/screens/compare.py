@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from ...catalog.schema import Run
 from ..model import STATUS_GLYPH, STATUS_STYLE, config_diff, duration, hex_colour, pct, run_colour, run_config
 from ..widgets.charts import Chart, Series
+from ..safe_text import plain
 from ..widgets.footer import AppFooter
 from ..widgets.table import Table
 
@@ -113,12 +114,12 @@ class CompareScreen(Screen):
             legend.add_row(
                 Text("■■", style=hex_colour(run_colour(int(r.id)))),
                 Text(str(r.id), justify="right"),
-                r.name,
-                Text(f"{STATUS_GLYPH.get(r.status, '?')} {r.status}", style=STATUS_STYLE.get(r.status, "")),
+                plain(r.name),
+                plain(f"{STATUS_GLYPH.get(r.status, '?')} {r.status}", style=STATUS_STYLE.get(r.status, "")),
                 Text(pct(r.clean_error), justify="right"),
                 Text(pct(r.fgsm_error), justify="right"),
                 Text(duration(r, now), justify="right"),
-                r.experiment,
+                plain(r.experiment),
                 key=str(r.id),
             )
 
@@ -147,8 +148,8 @@ class CompareScreen(Screen):
         for rc in self.data:
             rid = int(rc.run.id)
             table.add_column(Text(f"#{rid}", style=f"bold {hex_colour(run_colour(rid))}"), key=str(rid))
-        for key, vals in diff:
-            table.add_row(key, *(vals[int(rc.run.id)] for rc in self.data))
+        for key, vals in diff:  # config keys and values are stored strings: cells as plain text
+            table.add_row(plain(key), *(plain(vals[int(rc.run.id)]) for rc in self.data))
         if not diff:
             table.add_row(Text("(identical configs)", style="dim"), *("" for _ in self.data))
 

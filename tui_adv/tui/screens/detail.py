@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rich.markup import escape as rich_escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -16,7 +17,9 @@ from textual.widgets import DataTable, RichLog, Static, TabbedContent, TabPane
 
 from ...catalog.schema import ACTIVE, Sample
 from ..messages import RunDelta
-from ..model import pct
+from ..model import child_env, pct
+from ...safe import printable
+from ..safe_text import plain
 from ..widgets.charts import Chart, Series
 from ..widgets.digit import Digit
 from ..widgets.footer import AppFooter
@@ -101,7 +104,7 @@ class RunDetailScreen(RunScreenBase):
     # ------------------------------------------------------------------------------------------ updates
     def apply(self, d: RunDelta) -> None:
         if d.error and d.run is None:
-            self.query_one("#detail-title", Static).update(Text(d.error, style="bold red"))
+            self.query_one("#detail-title", Static).update(plain(d.error, style="bold red"))
             self.app.notify(d.error, severity="error")
             return
         self._render_title()
@@ -124,7 +127,7 @@ class RunDetailScreen(RunScreenBase):
             log = self.query_one("#detail-log", RichLog)
             for line in d.logs:
                 ts = line.ts.astimezone().strftime("%H:%M:%S") if line.ts else ""
-                log.write(Text.assemble((ts + " ", "dim"), line.message))
+                log.write(Text.assemble((ts + " ", "dim"), plain(line.message)))
         if self.state.run is not None and self.state.run.status not in ACTIVE and d.samples is not None:
             self.loaded = True
 
@@ -139,7 +142,7 @@ class RunDetailScreen(RunScreenBase):
         for i, ((attack, labels), pts) in enumerate(self.state.sweep_points()):
             for p in pts:
                 table.add_row(
-                    f"{attack}/{labels}",
+                    plain(f"{attack}/{labels}"),
                     Text(f"{p.epsilon:g}", justify="right"),
                     Text(pct(p.accuracy), justify="right"),
                     Text(pct(p.error), justify="right"),
@@ -231,7 +234,8 @@ class RunDetailScreen(RunScreenBase):
             k = len(logits[0]) if logits else 0
             series = [Series(str(c), eps, [row[c] for row in logits], LOGIT_COLOURS[c % len(LOGIT_COLOURS)], marker="braille") for c in range(k)]
             chart = self.query_one("#analysis-logits", Chart)
-            chart.set_series(series, title=f"P20: logits of a '{curve.get('digit', '?')}' along its FGSM direction (one line per class)")
+            digit = printable(curve.get("digit", "?"), limit=20)
+            chart.set_series(series, title=f"P20: logits of a '{digit}' along its FGSM direction (one line per class)")
             chart.display = True
             shown = True
         weights = artifacts.get("weights")
@@ -244,11 +248,12 @@ class RunDetailScreen(RunScreenBase):
                 if not isinstance(data, dict):
                     continue
                 loc = data.get("localization")
+                role = printable(role, limit=40)
                 notes.append(f"{role}: localization {loc:.3f}" if isinstance(loc, (int, float)) else f"{role}: localization —")
                 for i, f in enumerate((data.get("filters") or [])[:8]):
                     if isinstance(f, list) and len(f) == 784:
                         d = Digit()
-                        digits.append((d, f, f"{role} #{i}"))
+                        digits.append((d, f, f"{rich_escape(role)} #{i}"))  # a Digit caption is markup
             grid.mount_all([d for d, _f, _c in digits])
             for d, f, cap in digits:
                 d.show(f, cap, scale=1.0)
@@ -279,9 +284,9 @@ class RunDetailScreen(RunScreenBase):
         """Exactly what `adv-tui runs export` writes (it is the same command, run off the UI thread)."""
         fmt = "csv" if path.endswith(".csv") else "json"
         out = Path(path).expanduser()
-        argv = [sys.executable, "-m", "tui_adv.cli", "runs", "export", str(self.run_id), "--format", fmt, "--output", str(out), "--db", self.app.store.url]
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        argv = [sys.executable, "-m", "tui_adv.cli", "runs", "export", str(self.run_id), "--format", fmt, "--output", str(out)]
+        try:  # the catalog URL goes through the environment, never argv (it may hold a password)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=child_env(self.app.store.url))
         except (OSError, subprocess.TimeoutExpired) as e:
             self.app.call_from_thread(self.app.notify, f"export failed: {e}", severity="error")
             return

@@ -15,6 +15,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
 from ...catalog.schema import ACTIVE, Run
+from ...catalog.store import same_process
+from ...safe import printable
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
@@ -68,7 +70,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="dialog"):
-            yield Static(self.question, id="confirm-question")
+            yield Static(self.question, id="confirm-question", markup=False)  # it quotes run names
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes} (y)", variant="error", id="yes")
                 yield Button(f"{self.no} (n)", id="no")
@@ -127,7 +129,9 @@ def can_signal(run: Run) -> str | None:
     if run.pid is None:
         return f"run {run.id} has no process id"
     if run.host and run.host != socket.gethostname():
-        return f"run {run.id} runs on {run.host}; cancel it there (kill -TERM {run.pid})"
+        return f"run {run.id} runs on {printable(run.host)}; cancel it there (kill -TERM {run.pid})"
+    if not same_process(run.pid, run.pid_start):
+        return f"run {run.id}'s process (pid {run.pid}) is gone; its pid is not signalled (it may belong to another program now)"
     return None
 
 
@@ -141,6 +145,11 @@ def confirm_cancel(app: App, run: Run) -> None:
     def done(yes: bool | None) -> None:
         if not yes:
             return
+        # checked again at the moment of sending: the run may have ended while the dialog was open,
+        # and its pid been given to an unrelated process
+        if not same_process(run.pid, run.pid_start):
+            app.notify(f"run {run.id}: its process {run.pid} is gone; nothing was signalled", severity="warning")
+            return
         try:
             os.kill(int(run.pid), signal.SIGTERM)
         except ProcessLookupError:
@@ -151,4 +160,4 @@ def confirm_cancel(app: App, run: Run) -> None:
             return
         app.notify(f"cancelling run {run.id} (SIGTERM sent to pid {run.pid})…")
 
-    app.push_screen(ConfirmScreen(f"Cancel run {run.id} · {run.name}?\nIts process (pid {run.pid}) stops after the current batch and the run is marked cancelled.", yes="Cancel run", no="Keep running"), done)
+    app.push_screen(ConfirmScreen(f"Cancel run {run.id} · {printable(run.name)}?\nIts process (pid {run.pid}) stops after the current batch and the run is marked cancelled.", yes="Cancel run", no="Keep running"), done)

@@ -8,7 +8,9 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Label, ProgressBar, RichLog, Static, TabbedContent, TabPane
 
+from ...safe import printable
 from ..messages import RunDelta
+from ..safe_text import plain
 from ..model import batch_fraction, elapsed_s, eta_s, fmt_seconds, pct, phase_text
 from ..widgets.charts import Chart, Series
 from ..widgets.footer import AppFooter
@@ -64,11 +66,11 @@ class LiveRunScreen(RunScreenBase):
             self.query_one("#live-title", Static).update(Text("the run did not start", style="bold red"))
             log = self.query_one("#live-log", RichLog)
             for line in d.launch_error.splitlines():
-                log.write(Text(line, style="red"))
+                log.write(plain(line, style="red"))
             self.app.notify("the run process failed before it started; see its output in the log panel", severity="error", timeout=10)
             return
         if d.error and d.run is None:
-            self.query_one("#live-phase", Static).update(Text(d.error, style="red"))
+            self.query_one("#live-phase", Static).update(plain(d.error, style="red"))
             return
         if d.run is not None and not self._config_shown:
             self._config_shown = True
@@ -82,7 +84,7 @@ class LiveRunScreen(RunScreenBase):
             log = self.query_one("#live-log", RichLog)
             for line in d.logs:
                 ts = line.ts.astimezone().strftime("%H:%M:%S") if line.ts else ""
-                log.write(Text.assemble((ts + " ", "dim"), (line.message, LEVEL_STYLE.get(line.level, ""))))
+                log.write(Text.assemble((ts + " ", "dim"), plain(line.message, style=LEVEL_STYLE.get(line.level, ""))))
 
     def _render_head(self) -> None:
         st = self.state
@@ -117,7 +119,7 @@ class LiveRunScreen(RunScreenBase):
             parts.append(f"ETA {fmt_seconds(eta)}" if eta is not None else "ETA …")
             parts.append("x cancels")
         elif run.error:
-            parts.append(run.error)
+            parts.append(printable(run.error))
         self.query_one("#live-phase", Static).update(Text("  ·  ".join(parts), no_wrap=True, overflow="ellipsis"))
 
     def _render_metrics(self, d: RunDelta) -> None:

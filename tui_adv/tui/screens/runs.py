@@ -14,7 +14,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
-from ...catalog.schema import Run
+from ...catalog.schema import Run, damage_of
 from ..messages import CatalogUpdate, RunsPage
 from ..model import (
     STATUS_FILTERS,
@@ -29,6 +29,7 @@ from ..model import (
     progress_bar,
     run_colour,
 )
+from ..safe_text import plain
 from ..widgets.footer import AppFooter
 from ..widgets.table import Table
 
@@ -238,7 +239,9 @@ class RunsScreen(Screen):
         rid = int(run.id)
         sel = Text("◆", style=hex_colour(run_colour(rid))) if rid in self.app.selected else Text(" ")
         glyph = STATUS_GLYPH.get(run.status, "?")
-        status = Text(f"{glyph} {run.status}", style=STATUS_STYLE.get(run.status, ""))
+        status = plain(f"{glyph} {run.status}", style=STATUS_STYLE.get(run.status, ""))
+        if damage_of(run):  # shown, as far as it can be read, instead of taking the table down
+            status.append(" damaged", style="bold red")
         live = phase_text(run)
         if run.status in ("running", "queued"):
             prog = Text("" if self.narrow else progress_bar(run.progress, 6) + " ", style="green")
@@ -250,14 +253,14 @@ class RunsScreen(Screen):
         return {
             "sel": sel,
             "id": Text(str(rid), justify="right"),
-            "name": run.name,
-            "experiment": run.experiment,
+            "name": plain(run.name),
+            "experiment": plain(run.experiment),
             "status": status,
             "progress": prog,
             "clean": Text(pct(run.clean_error), justify="right"),
             "fgsm": Text(pct(run.fgsm_error), justify="right"),
             "duration": Text(duration(run, now), justify="right"),
-            "device": run.device or "—",
+            "device": plain(run.device or "—"),
             "started": fmt_started(run),
         }
 

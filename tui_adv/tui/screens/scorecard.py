@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from ..model import fmt_value, load_scorecard, row_run_ids
+from ..safe_text import plain
 from ..widgets.footer import AppFooter
 from ..widgets.table import Table
 
@@ -98,6 +99,7 @@ class ScorecardScreen(Screen):
                     cell = fmt_value(v)
                     if k in LONG and len(cell) > LONG[k]:
                         cell = cell[: LONG[k] - 1] + "…"
+                    cell = plain(cell)  # a str cell would be parsed as markup ("[0, .25]" is not a tag)
                 cells.append(cell)
             table.add_row(*cells, key=str(i))
         verdicts = [str(r.get("verdict", r.get("status", ""))).lower() for r in self.rows]

@@ -110,6 +110,8 @@ class Digit(Widget):
         self._caption = caption
 
     def show(self, values: bytes | Sequence[float] | None, caption: str = "", *, scale: float = 255.0, sign: bool = False) -> None:
+        if values is not None and (len(values) != 784 or not all(isinstance(v, (int, float)) for v in values)):
+            values, caption = None, "[red](damaged image: not 28×28)[/red]\n" + caption  # a bad stored blob, not a crash
         self._values = values
         self._opts = {"scale": scale, "sign": sign}
         self._caption = caption
