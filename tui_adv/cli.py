@@ -404,6 +404,9 @@ def runs_show(
         if shown >= samples:
             break
         shown += 1
+        if not all(isinstance(b, bytes) and len(b) == 784 for b in (s.clean, s.sign, s.adversarial)):
+            typer.echo(f"(perturbation view {s.idx} at ε={s.epsilon} is damaged: not 28×28 images)")
+            continue
         lines = side_by_side(
             [halfblock(s.clean), sign_image(s.sign), halfblock(s.adversarial)],
             [f"clean: {s.label}→{s.clean_pred} ({100 * s.clean_conf:.1f}%)", f"sign(∇x J), ε={s.epsilon:g}", f"adversarial: →{s.adv_pred} ({100 * s.adv_conf:.1f}%)"],

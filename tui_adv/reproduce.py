@@ -430,6 +430,7 @@ class Reproducer:
         import socket
         import traceback
 
+        from .catalog.store import process_start_time
         from .runner import versions
 
         config_json = analysis_config_json(step, parents)
@@ -449,6 +450,7 @@ class Reproducer:
             started_at=utcnow(),
             heartbeat_at=utcnow(),
             pid=os.getpid(),
+            pid_start=process_start_time(os.getpid()),  # so a long analysis without heartbeats is not taken for dead
             host=socket.gethostname(),
             device=str(device),
             parent_id=first_parent.id,
