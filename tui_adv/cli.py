@@ -161,10 +161,10 @@ def resume(
     runner = Runner.for_resume(store, run_id, data_dir=data_dir, device=device, stop_event=stop)
     resolve_device(runner.device_request)
     load_mnist(data_dir, "cpu")
-    if not headless:
-        print("adv-tui: the dashboard cannot resume runs yet; resuming headless", file=sys.stderr)
     _install_signal_handlers(stop)
-    _execute_and_report(store, runner, quiet=quiet, as_json=as_json)
+    # said once the run has really started (after its claim), so a refused resume stays one line
+    note = None if headless else "adv-tui: the dashboard cannot resume runs yet; resuming headless"
+    _execute_and_report(store, runner, quiet=quiet, as_json=as_json, note=note)
 
 
 def _check_device_option(device: str | None) -> None:
@@ -172,13 +172,19 @@ def _check_device_option(device: str | None) -> None:
         raise UserError(f"--device must be auto, cpu or cuda, got {device!r}")
 
 
-def _execute_and_report(store, runner, *, quiet: bool, as_json: bool) -> None:  # noqa: ANN001
+def _execute_and_report(store, runner, *, quiet: bool, as_json: bool, note: str | None = None) -> None:  # noqa: ANN001
     """Execute a created (or resumable) run headless with progress bars on stderr, then print its
     summary (or its JSON); exit 1 unless it completed."""
     from .progress import RichProgress
 
     renderer = RichProgress(_err_console(), enabled=not quiet)
-    runner.emit = renderer.handle
+
+    def emit(e: dict) -> None:
+        if note and e["type"] == "run_start":
+            print(note, file=sys.stderr)
+        renderer.handle(e)
+
+    runner.emit = emit
     with renderer:
         status = runner.execute()
     run_row = store.get_run(runner.run_id)
