@@ -20,3 +20,19 @@ def main_in_process(capsys, *args: str) -> tuple[int, str, str]:
         sys.argv = argv
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def catalog_rows(db) -> dict:
+    """Every row of every table of a SQLite catalog (read-only), to compare before and after a command."""
+    import sqlite3
+    from pathlib import Path
+
+    db = Path(db)
+    if not db.exists():
+        return {"missing": True}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+    finally:
+        con.close()
