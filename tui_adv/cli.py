@@ -315,7 +315,7 @@ def runs_list(
     ctx: typer.Context,
     db: DbOpt = None,
     as_json: JsonOpt = False,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N runs.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1_000_000, help="Newest N runs.")] = 50,
     status: Annotated[Optional[str], typer.Option("--status", help="Only runs with this status.")] = None,
 ) -> None:
     """The newest runs in the catalog."""
