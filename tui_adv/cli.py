@@ -685,7 +685,12 @@ def main() -> None:
     """The console script: every failure ends as one line on stderr (exit 2: bad input, 1: a run that
     did not complete or an internal error, whose traceback goes to a log file named in that line)."""
     try:
-        code = app(standalone_mode=False)
+        try:
+            code = app(standalone_mode=False)
+        finally:
+            from .catalog.store import close_all
+
+            close_all()
     except UserError as e:
         print("adv-tui: error: " + one_line(e), file=sys.stderr)  # always one line
         sys.exit(e.exit_code)

@@ -455,6 +455,7 @@ class Runner:
         if lost is not None:  # the row is someone else's now: report, never touch it
             self.emit({"type": "run_end", "run_id": run_id, "status": "lost", "error": str(lost)})
             raise lost
+        self.store.checkpoint_wal("TRUNCATE")  # the whole run into the database file, the log emptied
         self.emit({"type": "run_end", "run_id": run_id, "status": status, "error": error})
         return status
 
@@ -496,6 +497,7 @@ class Runner:
             if self.claim_token:  # never overwrite the checkpoint of a process that took the run over
                 self.store.check_owner(run_id, self.claim_token)
             atomic_save(trainer.state_dict(), ckpt_path)
+            self.store.checkpoint_wal()  # the rows this checkpoint covers are in the database file too
             writer.progress(checkpoint_path=str(ckpt_path))
             self.emit({"type": "checkpoint", "epoch": trainer.state.epoch, "path": str(ckpt_path)})
 

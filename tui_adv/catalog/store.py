@@ -13,6 +13,7 @@ import socket
 import time
 import types
 import typing
+import weakref
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -274,11 +275,25 @@ def sanitize_run(run: Run) -> Run:
     return run
 
 
+_OPEN_STORES: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Close every store of this process (the CLI does it on exit): SQLite's last connection then
+    folds the write-ahead log into the database file instead of leaving it in the -wal file."""
+    for store in list(_OPEN_STORES):
+        try:
+            store.close()
+        except Exception:  # noqa: BLE001 - closing is best effort on the way out
+            pass
+
+
 class Store:
     """All catalog access. Every write is its own short transaction, retried while the file is locked."""
 
     def __init__(self, url: str | None = None, *, create: bool = True, lock_wait_s: float = WRITER_LOCK_WAIT_S):
         self.url = resolve_db_url(url)
+        _OPEN_STORES.add(self)
         self.lock_wait_s = float(lock_wait_s)
         self.lock_retries = 0
         self.slowest_write_s = 0.0
@@ -394,6 +409,21 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def checkpoint_wal(self, mode: str = "PASSIVE") -> bool:
+        """Copy the SQLite write-ahead log into the database file (``PRAGMA wal_checkpoint``; PASSIVE
+        never waits, TRUNCATE also empties the log). The runner does this after every model checkpoint
+        and at the end of a run, so what it wrote does not live only in the -wal file: a WAL deleted by
+        accident then loses at most what came after the last checkpoint. Best effort: False when it
+        could not (busy, not SQLite)."""
+        if not _is_sqlite(self.url) or _sqlite_path(self.url) is None:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                busy, _log, _done = conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})").first()
+                return busy == 0
+        except (SQLAlchemyError, OSError):
+            return False
 
     @property
     def safe_url(self) -> str:
