@@ -30,6 +30,7 @@ from .core.models import build_model
 from .core.sweep import SampleView, SweepPoint, fgsm_sweep
 from .core.train import Cancelled, Diverged, Trainer
 from .errors import NotFoundError, UserError
+from .safe import expand_user
 
 Emit = Callable[[dict[str, Any]], None]
 ENV_CHECKPOINTS = "ADV_TUI_CHECKPOINTS"
@@ -55,7 +56,7 @@ def checkpoint_dir(store: Store) -> Path:
     stored on the run row still works from any other directory (``load_model``, ``resume``)."""
     env = os.environ.get(ENV_CHECKPOINTS)
     if env:
-        return Path(env).expanduser().absolute()
+        return expand_user(env).absolute()
     db = _sqlite_path(store.url)
     if db is not None:
         return db.resolve().parent / "checkpoints"

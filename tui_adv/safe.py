@@ -69,3 +69,15 @@ def scrub_secrets(text: str) -> str:
 def one_line(text: object, limit: int = MAX_LINE) -> str:
     """A message as one printable, secret-free line of at most ``limit`` characters."""
     return printable(scrub_secrets(" ".join(str(text).split())), limit=limit)
+
+
+def expand_user(path: object):  # noqa: ANN201 - a pathlib.Path
+    """``Path(path).expanduser()``, except that ``~name`` of a user who does not exist (or no home
+    directory at all) stays as written instead of raising RuntimeError."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        return p.expanduser()
+    except RuntimeError:
+        return p

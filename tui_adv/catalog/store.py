@@ -24,7 +24,7 @@ from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLA
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
 from ..errors import NotFoundError, UserError
-from ..safe import printable, redact_url
+from ..safe import expand_user, printable, redact_url
 from .schema import ACTIVE, RESUMABLE, SCHEMA_VERSION, STATUSES, Artifact, LogLine, Metric, Run, Sample, SchemaInfo, SweepPointRow, utcnow
 
 ENV_DB = "ADV_TUI_DB"
@@ -80,7 +80,7 @@ def resolve_db_url(db: str | None = None) -> str:
     value = db or os.environ.get(ENV_DB) or DEFAULT_DB
     if "://" in value:
         return value
-    return f"sqlite:///{Path(value).expanduser()}"
+    return f"sqlite:///{expand_user(value)}"
 
 
 def _is_sqlite(url: str) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..safe import expand_user
 
 ENV_DATA = "ADV_TUI_DATA"
 
@@ -41,10 +42,10 @@ def cache_dir() -> Path:
 def resolve_data_root(data_dir: str | os.PathLike | None = None) -> Path:
     """``--data-dir`` > ``$ADV_TUI_DATA`` > the per-user cache."""
     if data_dir:
-        return Path(data_dir).expanduser()
+        return expand_user(data_dir)
     env = os.environ.get(ENV_DATA)
     if env:
-        return Path(env).expanduser()
+        return expand_user(env)
     return cache_dir() / "data"
 
 

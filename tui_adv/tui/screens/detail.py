@@ -18,7 +18,7 @@ from textual.widgets import DataTable, RichLog, Static, TabbedContent, TabPane
 from ...catalog.schema import ACTIVE, Sample
 from ..messages import RunDelta
 from ..model import child_env, pct
-from ...safe import printable
+from ...safe import expand_user, printable
 from ..safe_text import plain
 from ..widgets.charts import Chart, Series
 from ..widgets.digit import Digit
@@ -283,7 +283,7 @@ class RunDetailScreen(RunScreenBase):
     def _export(self, path: str) -> None:
         """Exactly what `adv-tui runs export` writes (it is the same command, run off the UI thread)."""
         fmt = "csv" if path.endswith(".csv") else "json"
-        out = Path(path).expanduser()
+        out = expand_user(path)
         argv = [sys.executable, "-m", "tui_adv.cli", "runs", "export", str(self.run_id), "--format", fmt, "--output", str(out)]
         try:  # the catalog URL goes through the environment, never argv (it may hold a password)
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=child_env(self.app.store.url))
