@@ -205,3 +205,14 @@ def test_a_stopped_suite_continues_its_interrupted_step(tmp_path, monkeypatch, m
     run = store.get_run(runner.run_id)
     assert run.status == "completed" and json.loads(run.summary_json)["epochs_run"] == 3
     assert any("continuing run" in e.get("message", "") for e in events)
+
+
+def test_identity_survives_a_config_key_added_since():
+    """A run stored before a config key existed (at its default now) is still the same experiment."""
+    steps = {s.key: s for s in rp.suite("quick")}
+    now = json.loads(rp.step_config(steps["softmax"], "quick").to_json())
+    old = json.loads(json.dumps(now))
+    del old["train"]["clip"], old["sweep"]["matrix"]
+    assert rp.identity(json.dumps(old)) == rp.identity(json.dumps(now))
+    old["train"]["epochs"] = 11
+    assert rp.identity(json.dumps(old)) != rp.identity(json.dumps(now))

@@ -13,6 +13,7 @@ analysis runs point to their parents. A finished step whose config is identical 
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -223,12 +224,22 @@ def identity(config_json: str) -> str:
     """What makes two runs the same experiment: the config without its labels (name, description,
     claims, experiment, profile). A run of ``configs/softmax.toml`` and the quick profile's softmax step
     have the same identity, so either fills P01."""
+    return _identity(config_json)
+
+
+@functools.lru_cache(maxsize=4096)
+def _identity(config_json: str) -> str:
     try:
         raw = json.loads(config_json)
     except (TypeError, ValueError):
         return ""
     if not isinstance(raw, dict):
         return ""
+    if "model" in raw:  # a run config: validated again, so a key added since (at its default) changes nothing
+        try:
+            raw = validate(raw).model_dump(mode="json")
+        except Exception:  # noqa: BLE001 - a config this version cannot read is compared as stored
+            pass
     return json.dumps({k: v for k, v in raw.items() if k not in _LABEL_KEYS}, sort_keys=True)
 
 
