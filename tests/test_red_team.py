@@ -612,3 +612,23 @@ def test_a_huge_set_of_unknown_keys_is_a_short_line(db, tmp_path, capsys):
     code, _out, err = _main(capsys, "run", str(cfg), "--headless", "--db", str(db))
     line = one_line_error(code, err, "train.k0: unknown key", "more problems")
     assert len(line) < 1000
+
+
+# ------------------------------------------------------------------------------------------ schema
+def test_a_version_2_catalog_gains_the_ownership_columns(db):
+    """Catalogs written before issue #15 (schema 2: no pid start time, no claim token) are migrated in
+    place when opened, their runs kept; a run row without a start time falls back to pid + heartbeat."""
+    from tui_adv.catalog import SCHEMA_VERSION, Store
+
+    before = catalog_rows(db)["runs"]
+    con = sqlite3.connect(db)
+    con.execute("ALTER TABLE runs DROP COLUMN claim_token")
+    con.execute("ALTER TABLE runs DROP COLUMN pid_start")
+    con.execute("UPDATE schema_info SET version = 2")
+    con.commit()
+    con.close()
+    store = Store(str(db))
+    cols = [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(runs)")]
+    assert {"pid_start", "claim_token"} <= set(cols)
+    assert sqlite3.connect(db).execute("SELECT version FROM schema_info").fetchone()[0] == SCHEMA_VERSION == 3
+    assert [r.id for r in store.list_runs()] == [2, 1] and len(catalog_rows(db)["runs"]) == len(before)
