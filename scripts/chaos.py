@@ -245,7 +245,8 @@ def kill_faults(root: Path) -> list[Result]:
     ]
     for i, (name, ready) in enumerate(phases):
         lab = Lab(root, f"kill{i}")
-        slow_sweep = ("--set", "sweep.epsilons=[0,.05,.1,.15,.2,.25,.3]", "--set", "data.test_limit=10000", "--set", "train.epochs=1")
+        # 61 ε on the full test set: a sweep of seconds, so the kill lands inside it
+        slow_sweep = ("--set", "sweep.epsilons=[" + ",".join(f"{i / 200:g}" for i in range(61)) + "]", "--set", "data.test_limit=10000", "--set", "train.epochs=1")
         victim = lab.spawn(lab.run_args(extra=slow_sweep) if "sweep" in name else lab.run_args())
         if not lab.wait(lambda: ready(lab), proc=victim):
             lab.problems.append("the run never reached the phase")
@@ -547,12 +548,12 @@ def wal_faults(root: Path) -> list[Result]:
 
     # the case SQLite cannot survive: deleted, then the writer killed
     lab = Lab(root, "wal-kill")
-    victim = lab.spawn(lab.run_args())
+    victim = lab.spawn(lab.run_args(epochs=12))  # long enough to be killed mid-run
     lab.wait(lambda: lab.epochs_done() >= 1 and lab.batches() >= 1000 + 50 and Path(f"{lab.db}-wal").exists(), proc=victim)
     witness = sqlite3.connect(f"file:{lab.db}?mode=ro", uri=True)  # opened before: it keeps seeing the deleted log
     witness.execute("SELECT COUNT(*) FROM metrics").fetchone()
     os.remove(f"{lab.db}-wal")
-    time.sleep(1.5)  # the writer commits a few more batches, into the deleted log
+    time.sleep(1.0)  # the writer commits a few more batches, into the deleted log
     committed = witness.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
     _kill(victim)
     witness.close()

@@ -123,7 +123,7 @@ def run(
     store.check_integrity()  # a damaged file fails here, before a row is added, not late with one half written
     stop = threading.Event()
     runner = Runner(cfg, store, data_dir=data_dir, device=device, stop_event=stop)
-    _install_signal_handlers(stop)
+    _install_signal_handlers(stop, lambda: runner.working)
     runner.create()
     _execute_and_report(store, runner, quiet=quiet, as_json=as_json)
 
@@ -161,7 +161,7 @@ def resume(
     runner = Runner.for_resume(store, run_id, data_dir=data_dir, device=device, stop_event=stop)
     resolve_device(runner.device_request)
     load_mnist(data_dir, "cpu")
-    _install_signal_handlers(stop)
+    _install_signal_handlers(stop, lambda: runner.working)
     # said once the run has really started (after its claim), so a refused resume stays one line
     note = None if headless else "adv-tui: the dashboard cannot resume runs yet; resuming headless"
     _execute_and_report(store, runner, quiet=quiet, as_json=as_json, note=note)
@@ -179,14 +179,27 @@ def _execute_and_report(store, runner, *, quiet: bool, as_json: bool, note: str 
 
     renderer = RichProgress(_err_console(), enabled=not quiet)
 
+    started = False
+
     def emit(e: dict) -> None:
-        if note and e["type"] == "run_start":
-            print(note, file=sys.stderr)
+        nonlocal started
+        if e["type"] == "run_start":
+            started = True
+            if note:
+                print(note, file=sys.stderr)
         renderer.handle(e)
 
     runner.emit = emit
-    with renderer:
-        status = runner.execute()
+    try:
+        with renderer:
+            status = runner.execute()
+    except UserError as e:
+        if not started:  # refused before it began (a claim taken meanwhile): bad input, exit 2
+            raise
+        # the run began and then could not record its end (a full disk, a lost catalog): it did not
+        # complete, exit 1, one line
+        print(f"adv-tui: run {runner.run_id} could not finish: {one_line(e)}", file=sys.stderr)
+        raise typer.Exit(1) from None
     run_row = store.get_run(runner.run_id)
     if as_json:
         typer.echo(json.dumps(_run_json(store, run_row), default=_json_default))
@@ -198,10 +211,16 @@ def _execute_and_report(store, runner, *, quiet: bool, as_json: bool, note: str 
         raise typer.Exit(1)
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
+def _install_signal_handlers(stop: threading.Event, interruptible=lambda: True) -> None:  # noqa: ANN001
+    """SIGINT/SIGTERM stop the run cleanly (status cancelled); a second Ctrl-C interrupts the current
+    batch at once, but only while ``interruptible()`` (the run is training or sweeping): once its end
+    is being recorded and printed, further signals are ignored, so nothing is cut half-way."""
+
     def handler(signum, _frame):  # noqa: ANN001
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if stop.is_set():
+            if signum == signal.SIGINT and interruptible():
+                raise KeyboardInterrupt
+            return
         stop.set()
         print(f"\nadv-tui: {signal.Signals(signum).name} received, stopping the run (status: cancelled)…", file=sys.stderr)
 

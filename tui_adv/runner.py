@@ -220,6 +220,7 @@ class Runner:
         self.resume_stat: tuple[int, int] | None = None  # (mtime_ns, size) of that checkpoint when it was read
         self.restart: bool = False  # resume a run that stopped before its first checkpoint: from epoch 0
         self.claim_token: str | None = None  # this process's claim on the run row (every write checks it)
+        self.working = False  # training or sweeping (a second Ctrl-C may interrupt it at once)
 
     # ------------------------------------------------------------------------------------------ api
     def create(self) -> int:
@@ -413,6 +414,7 @@ class Runner:
             # inside the try: whatever goes wrong from here on (even in a progress renderer) ends the
             # run with a status instead of leaving the row "running"
             self.emit({"type": "run_start", "run_id": run_id, "name": self.cfg.name, "device": str(device)})
+            self.working = True
             summary = self._execute(run_id, device, writer)
         except Cancelled:
             status, error = "cancelled", "cancelled by the user"
@@ -425,6 +427,7 @@ class Runner:
         except Exception as e:  # noqa: BLE001 - any crash is recorded on the run, then re-raised by the CLI
             status, error, tb = "failed", f"{type(e).__name__}: {e}", traceback.format_exc()[-4000:]
         finally:
+            self.working = False  # from here on the run's end is recorded: a second Ctrl-C must not cut it
             try:
                 writer.close()
             except ClaimLost as e:
