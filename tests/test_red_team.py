@@ -632,3 +632,25 @@ def test_a_version_2_catalog_gains_the_ownership_columns(db):
     assert {"pid_start", "claim_token"} <= set(cols)
     assert sqlite3.connect(db).execute("SELECT version FROM schema_info").fetchone()[0] == SCHEMA_VERSION == 3
     assert [r.id for r in store.list_runs()] == [2, 1] and len(catalog_rows(db)["runs"]) == len(before)
+
+
+def test_a_second_ctrl_c_interrupts_only_while_the_run_works():
+    """Chaos found it: a second SIGINT that arrived after the run had stopped raised KeyboardInterrupt
+    while the process was recording its end or exiting (a traceback, or no final line)."""
+    import tui_adv.cli as cli
+
+    old = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        stop, working = threading.Event(), {"now": True}
+        cli._install_signal_handlers(stop, lambda: working["now"])
+        handler = signal.getsignal(signal.SIGINT)
+        handler(signal.SIGINT, None)
+        assert stop.is_set()
+        with pytest.raises(KeyboardInterrupt):  # training: the second one cuts the batch short
+            handler(signal.SIGINT, None)
+        working["now"] = False
+        handler(signal.SIGINT, None)  # recording the end: ignored
+        handler(signal.SIGTERM, None)
+    finally:
+        signal.signal(signal.SIGINT, old[0])
+        signal.signal(signal.SIGTERM, old[1])
