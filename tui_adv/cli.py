@@ -193,6 +193,11 @@ def _execute_and_report(store, runner, *, quiet: bool, as_json: bool, note: str 
     try:
         with renderer:
             status = runner.execute()
+        if runner.stop_event.is_set():
+            # the user stopped it: more Ctrl-C while the end is printed, or while Python shuts down (it
+            # then restores the default handler, and the process would die of the signal), are ignored
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except UserError as e:
         if not started:  # refused before it began (a claim taken meanwhile): bad input, exit 2
             raise
