@@ -397,7 +397,7 @@ def test_kill9_before_the_first_checkpoint_then_resume(tmp_path, mnist_root):
     db = tmp_path / "runs.db"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ADV_TUI_CHECKPOINTS": str(tmp_path / "ck")}
     argv = [sys.executable, "-m", "tui_adv.cli", "run", SOFTMAX, "--headless", "-q", "--device", "cpu", "--db", str(db),
-            "--set", "data.train_limit=30000", "--set", "data.test_limit=200", "--set", "train.epochs=1", "--set", "train.batch_size=20",
+            "--set", "data.train_limit=60000", "--set", "data.test_limit=200", "--set", "train.epochs=1", "--set", "train.batch_size=4",
             "--set", "sweep.epsilons=[0,.25]"]  # fmt: skip
     victim = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -420,7 +420,7 @@ def test_kill9_before_the_first_checkpoint_then_resume(tmp_path, mnist_root):
     assert doc["run_id"] == 1 and doc["status"] == "completed"
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
-        assert c.execute("SELECT COUNT(*) FROM metrics WHERE key = 'batch_loss'").fetchone()[0] == 50  # 1500 batches, every 30th reported
+        assert c.execute("SELECT COUNT(*) FROM metrics WHERE key = 'batch_loss'").fetchone()[0] == 50  # 15000 batches, every 300th reported
         logs = [m for (m,) in c.execute("SELECT message FROM logs WHERE run_id = 1")]
     assert any("restarts from epoch 0" in m for m in logs)
 
