@@ -384,11 +384,10 @@ class Store:
                 for v in range(current + 1, SCHEMA_VERSION + 1):
                     for stmt in MIGRATIONS.get(v, []):
                         stmt(conn) if callable(stmt) else conn.exec_driver_sql(stmt)
-                if current < SCHEMA_VERSION:
-                    if row:
-                        conn.exec_driver_sql(f"UPDATE schema_info SET version = {SCHEMA_VERSION} WHERE id = 1")
-                    else:
-                        conn.exec_driver_sql(f"INSERT INTO schema_info (id, version) VALUES (1, {SCHEMA_VERSION})")
+                if current < SCHEMA_VERSION and row:
+                    conn.exec_driver_sql(f"UPDATE schema_info SET version = {SCHEMA_VERSION} WHERE id = 1")
+                # no row yet: _stamp below inserts it, tolerating another process that opened a fresh catalog
+                # at the same moment and inserted it first (found by test_many_processes_opening_a_fresh_catalog)
 
         def _stamp():
             with Session(self.engine) as s:
