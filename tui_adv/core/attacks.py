@@ -35,21 +35,18 @@ COSTS = ("train", "true_class")
 @contextmanager
 def dropout_gradient_mode(model: nn.Module, generator: torch.Generator | None) -> Iterator[nn.Module]:
     """Every module in eval mode except the dropout masks, which sample (with ``generator``); each
-    module's own flag and the masks' generators are restored after."""
-    flags = [(m, m.training) for m in model.modules()]
+    module's own flag (through :func:`eval_mode`) and the masks' generators are restored after."""
     masks = [m for m in model.modules() if isinstance(m, MaskDropout)]
     gens = [m.generator for m in masks]
-    model.eval()
-    for m in masks:
-        m.train()
-        m.generator = generator
-    try:
-        yield model
-    finally:
-        for m, g in zip(masks, gens):
-            m.generator = g
-        for m, was_training in flags:
-            m.training = was_training
+    with eval_mode(model):
+        for m in masks:
+            m.train()
+            m.generator = generator
+        try:
+            yield model
+        finally:
+            for m, g in zip(masks, gens):
+                m.generator = g
 
 
 def mask_generator(seed: int, draw: int, device: torch.device | str = "cpu") -> torch.Generator:

@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..config import Reading
 from .attacks import eval_mode, fgsm_direction, mask_generator, perturb
 from .models import head_probs
 from .sweep import predict
@@ -89,7 +90,7 @@ def ensemble_readings(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Te
         for clip in (True, False):
             p_ens, _ = predict(ens, perturb(x, d_ens, eps, clip), batch_size)
             p_one, _ = predict(ens, perturb(x, d_one, eps, clip), batch_size)
-            out[f"{gradient}+{'clip' if clip else 'noclip'}"] = {
+            out[Reading(gradient=gradient, clip=clip).name] = {
                 "error_crafted_on_ensemble": float((p_ens != y).double().mean()),
                 "error_crafted_on_member": float((p_one != y).double().mean()),
             }

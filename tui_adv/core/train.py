@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import TrainConfig
+from ..config import Reading, TrainConfig
 from .attacks import fgsm_direction, gradient_sign, mask_generator, perturb
 from .data import MNISTData, Split
 from .models import MaskDropout, head_loss
@@ -233,6 +233,7 @@ class Trainer:
         """mnist_pi_continued.yaml: from the best parameters, train on all training images until the
         training objective on the validation images falls to the best epoch's training objective."""
         cfg, st = self.cfg, self.state
+        self.train_split = self._all_training_images()
         if st.phase != "continuation":
             self.model.load_state_dict(st.best_state)
             st.phase = "continuation"
@@ -240,10 +241,9 @@ class Trainer:
             st.cont_momentum = momentum_at(cfg, st.best_epoch)
             self.opt = make_optimizer(self.model, cfg)  # the recipe's second run starts with zero velocity
             self.emit({"type": "log", "message": (
-                f"continuation: from the weights of epoch {st.best_epoch} on all {len(self._all_training_images())} "
+                f"continuation: from the weights of epoch {st.best_epoch} on all {len(self.train_split)} "
                 f"training images, lr {lr_at(cfg, st.best_step):.6g}, momentum {st.cont_momentum:.6g}, until the validation "
                 f"objective reaches {st.best_train_objective:.6g}")})
-        self.train_split = self._all_training_images()
         target = st.best_train_objective
         limit = cfg.continuation.max_epochs
         while not st.cont_done and st.cont_epochs < limit:
@@ -315,7 +315,7 @@ class Trainer:
             for clip in (True, False):
                 pred, conf = predict(self.model, perturb(x, d, MATRIX_EPS, clip), batch_size=1000)
                 wrong = pred != y
-                name = f"{g}+{'clip' if clip else 'noclip'}"
+                name = Reading(gradient=g, clip=clip).name
                 out[f"matrix_error[{name}]"] = float(wrong.double().mean())
                 if int(wrong.sum()):
                     out[f"matrix_conf[{name}]"] = float(conf[wrong].double().mean())
