@@ -95,15 +95,12 @@ class Ctx:
     the runs of their parents. A measure may only read the steps its claim declares (``Claim.reads``)."""
 
     def __init__(self, store: Store, profile: str):
-        from .reproduce import _steps
+        from .reproduce import _steps, identity
 
         self.store, self.profile = store, profile
-        self.completed = store.list_runs(status=["completed"])  # newest first
         self._by_identity: dict[str, Run] = {}
         self._by_key: dict[str, Run] = {}
-        from .reproduce import identity
-
-        for r in self.completed:
+        for r in store.list_runs(status=["completed"]):  # newest first: the first of each wins
             self._by_identity.setdefault(identity(r.config_json), r)
             if r.profile == profile:
                 self._by_key.setdefault(r.experiment, r)
@@ -141,7 +138,9 @@ class Ctx:
         return run
 
     def _check(self, key: str) -> None:
-        if self.allowed is not None and not any(key == a or (a.endswith("@*") and key.startswith(a[:-1])) for a in self.allowed):
+        from .reproduce import step_reads
+
+        if self.allowed is not None and not any(step_reads(a, [key]) for a in self.allowed):
             raise AssertionError(f"a measure read step {key!r}, which its claim does not declare in reads")
 
     def run(self, key: str) -> Run | None:
@@ -158,10 +157,9 @@ class Ctx:
         out = []
         keys = {k for k in self.steps if k.startswith(prefix + "@")} | {k for k in self._by_key if k.startswith(prefix + "@")}
         for k in sorted(keys):
-            if k.startswith(prefix + "@"):
-                r = self.run(k)
-                if r is not None:
-                    out.append(r)
+            r = self.run(k)
+            if r is not None:
+                out.append(r)
         return out
 
     def _sane(self, key: str, run: Run) -> None:
@@ -581,9 +579,11 @@ def evaluate_claim(claim: Claim, ctx: Ctx) -> Result:
     ctx.allowed = set(claim.reads)
     readings: list[dict] = []
     try:
-        m = claim.measure(ctx, claim.headline) if claim.headline is not None else claim.measure(ctx)
+        m = None
         for rd in claim.readings or []:
             rm = claim.measure(ctx, rd)
+            if claim.headline is not None and rd.key == claim.headline.key:
+                m = rm  # the headline is one of the readings: measured once
             rparts, rverdict = _parts(claim, rm)
             readings.append({
                 "gradient": rd.gradient, "clip": rd.clip, "cost": rd.cost, "reading": rd.name,
@@ -592,6 +592,8 @@ def evaluate_claim(claim: Claim, ctx: Ctx) -> Result:
                 "distance": _distance(claim, rm),
                 "verdict": rverdict if not (ctx.problems and rverdict == "PASS") else "FAIL",
             })
+        if m is None:
+            m = claim.measure(ctx, claim.headline) if claim.headline is not None else claim.measure(ctx)
     finally:
         ctx.allowed = None
     parts, verdict = _parts(claim, m)

@@ -31,11 +31,6 @@ from .errors import UserError
 Emit = Callable[[dict[str, Any]], None]
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 PROFILES = ("quick", "standard", "paper")
-PROFILE_HELP = {
-    "quick": "every experiment at a scale that finishes on a 2-core CPU in about 20 minutes",
-    "standard": "quick, plus the 240-unit naive and adversarial maxouts trained 250 epochs with the recipe's early stopping (a 2-core CPU, about 1-2 hours)",
-    "paper": "full scale: the recipe with early stopping and continuation, 1600-unit networks, 5 seeds, 12 ensemble members (for a GPU)",
-}
 # what identifies a run's experiment: the config without its labels
 _LABEL_KEYS = ("name", "description", "claims", "experiment", "profile")
 
@@ -220,15 +215,11 @@ def _toml_inline(d: dict) -> str:
     return "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in d.items()) + "}"
 
 
+@functools.lru_cache(maxsize=4096)
 def identity(config_json: str) -> str:
     """What makes two runs the same experiment: the config without its labels (name, description,
     claims, experiment, profile). A run of ``configs/softmax.toml`` and the quick profile's softmax step
     have the same identity, so either fills P01."""
-    return _identity(config_json)
-
-
-@functools.lru_cache(maxsize=4096)
-def _identity(config_json: str) -> str:
     try:
         raw = json.loads(config_json)
     except (TypeError, ValueError):
@@ -248,10 +239,10 @@ def analysis_config_json(step: Step, parents: dict[str, Run]) -> str:
     return json.dumps({"analysis": step.analysis, "parents": {role: int(r.id) for role, r in sorted(parents.items())}, "params": step.params}, sort_keys=True)
 
 
-def find_completed(store: Store, key: str, profile: str, config_json: str | None = None, runs: list[Run] | None = None) -> Run | None:
+def find_completed(store: Store, key: str, profile: str, config_json: str | None = None) -> Run | None:
     """The newest completed run of a step: the same experiment (``config_json``'s identity) made by any
     command, else (no config given) the newest completed run the profile recorded for the step key."""
-    rows = runs if runs is not None else store.list_runs(status=["completed"])
+    rows = store.list_runs(status=["completed"])
     if config_json is not None:
         want = identity(config_json)
         for r in rows:

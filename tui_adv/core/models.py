@@ -22,9 +22,6 @@ from torch import nn
 
 
 # ---------------------------------------------------------------------------------------------------- heads
-HEADS = ("softmax", "binary", "sigmoid", "rbf")
-
-
 def head_loss(head: str, logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     if head == "softmax":
         return F.cross_entropy(logits, y, reduction=reduction)
