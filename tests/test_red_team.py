@@ -89,22 +89,30 @@ def _rows(store, run_id):
     return sorted((m.key, m.step, m.value) for m in store.metrics(run_id)), store.sweeps(run_id)
 
 
+def _completed_then_cancelled(store, mnist_root, stop_at):
+    """Two runs of the tiny softmax: one completed, one cancelled at the first batch event where
+    ``stop_at(event)`` holds. Returns their runners."""
+    from tui_adv.runner import Runner
+
+    ref = Runner(_tiny_cfg(), store, data_dir=str(mnist_root))
+    ref.create()
+    assert ref.execute() == "completed"
+    stop = threading.Event()
+    r = Runner(_tiny_cfg(), store, data_dir=str(mnist_root), stop_event=stop)
+    r.emit = lambda e: stop.set() if e["type"] == "batch" and stop_at(e) else None
+    r.create()
+    assert r.execute() == "cancelled"
+    return ref, r
+
+
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory, mnist_root):
     """Run 1 completed, run 2 cancelled in epoch 2 (checkpoint of epoch 1), on tiny softmax."""
     from tui_adv.catalog import Store
-    from tui_adv.runner import Runner
 
     base = tmp_path_factory.mktemp("red-team")
     store = Store(str(base / "runs.db"))
-    r = Runner(_tiny_cfg(), store, data_dir=str(mnist_root))
-    r.create()
-    assert r.execute() == "completed"
-    stop = threading.Event()
-    r2 = Runner(_tiny_cfg(), store, data_dir=str(mnist_root), stop_event=stop)
-    r2.emit = lambda e: stop.set() if e["type"] == "batch" and e["epoch"] == 2 else None
-    r2.create()
-    assert r2.execute() == "cancelled"
+    _completed_then_cancelled(store, mnist_root, lambda e: e["epoch"] == 2)
     store.close()
     return base
 
@@ -372,14 +380,7 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_epoch_0(tmp_path
     from tui_adv.runner import Runner, checkpoint_file
 
     store = Store(str(tmp_path / "runs.db"))
-    ref = Runner(_tiny_cfg(), store, data_dir=str(mnist_root))
-    ref.create()
-    assert ref.execute() == "completed"
-    stop = threading.Event()
-    r = Runner(_tiny_cfg(), store, data_dir=str(mnist_root), stop_event=stop)
-    r.emit = lambda e: stop.set() if e["type"] == "batch" and e["epoch"] == 1 and e["batch"] >= 3 else None
-    r.create()
-    assert r.execute() == "cancelled"
+    ref, r = _completed_then_cancelled(store, mnist_root, lambda e: e["epoch"] == 1 and e["batch"] >= 3)
     run = store.get_run(r.run_id)
     assert not run.checkpoint_path and not checkpoint_file(store, run).exists()
     config = run.config_json
