@@ -307,6 +307,7 @@ def _print_summary(store, run) -> None:
     from rich.table import Table
 
     from .claims import reading_text
+    from .config import Reading
 
     con = _out_console()
     t = Table(title=f"run {run.id} · {_e(run.name)} · {_e(_status(run))}", title_justify="left")
@@ -331,7 +332,13 @@ def _print_summary(store, run) -> None:
             t.add_row(*([_e(name) if i == 0 else ""] if several else []), *row, end_section=several and i == len(sweep["points"]) - 1)
     if t.row_count:
         con.print(t)
-    con.print(f"clean error {_fmt_pct(run.clean_error)} · FGSM error (ε=.25) {_fmt_pct(run.fgsm_error)} · {_duration(run)} on {_e(run.device)} · catalog {_e(store.safe_url)}")
+    fgsm = "FGSM error (ε=.25)"
+    own = _json_object(run.summary_json).get("reading")  # the config's own reading, the one the row's FGSM error is
+    if len(sweeps) > 1 and isinstance(own, str):
+        mine = [sw for sw in sweeps if Reading(labels=sw["labels"], gradient=sw["gradient"], clip=sw["clip"], cost=sw["cost"]).name == own]
+        if mine:
+            fgsm = f"FGSM error (ε=.25, {reading_text(mine[0])})"
+    con.print(f"clean error {_fmt_pct(run.clean_error)} · {fgsm} {_fmt_pct(run.fgsm_error)} · {_duration(run)} on {_e(run.device)} · catalog {_e(store.safe_url)}")
 
 
 @runs_app.command("list")

@@ -119,6 +119,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+POINT_FIELDS = ("epsilon", "accuracy", "error", "mean_confidence", "mean_confidence_wrong", "n")  # of a sweep point, as read
+
+
 def combine_draws(per_draw: list[list[dict]]) -> list[dict]:
     """Points of several mask draws of one reading → their mean at each ε (over the draws that have that
     ε), with ``*_spread`` = half the range of error and accuracy. One draw is returned as it is."""
@@ -790,7 +793,7 @@ class Store:
         groups: dict[tuple, dict[int, list[dict]]] = {}
         for p in self.sweep_points(run_id):
             groups.setdefault((p.attack, p.labels, p.gradient, bool(p.clip), p.cost), {}).setdefault(int(p.mask), []).append(
-                {k: getattr(p, k) for k in ("epsilon", "accuracy", "error", "mean_confidence", "mean_confidence_wrong", "n")}
+                {k: getattr(p, k) for k in POINT_FIELDS}
             )
         out = []
         # the default reading (true labels, eval-mode gradient, clipped, training cost) first

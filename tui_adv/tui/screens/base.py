@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from rich.syntax import Syntax
 from rich.text import Text
@@ -11,6 +12,8 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from ...catalog.schema import ACTIVE, LogLine, Metric, Run, Sample, damage_of, variant_label
+from ...catalog.store import POINT_FIELDS, combine_draws
+from ...config import Reading
 from ...safe import printable
 from ..feed import RunFeed, sleep_unless_cancelled
 from ..messages import RunDelta, RunUpdate
@@ -31,6 +34,7 @@ class RunState:
         self.samples: list[Sample] | None = None
         self.artifacts: dict | None = None
         self.config: dict = {}
+        self.short: dict[tuple[str, str], str] = {}  # (attack, description) -> the reading's short name
 
     def apply(self, d: RunDelta) -> None:
         if d.run is not None:
@@ -39,9 +43,11 @@ class RunState:
             self.run = d.run
         for m in d.metrics:
             self.metrics.setdefault(m.key, {})[int(m.step)] = float(m.value)
-        for p in d.sweep:
-            reading = variant_label(p.gradient, bool(p.clip), p.cost, p.mask if p.gradient == "dropout" else None)
-            self.sweep.setdefault((p.attack, p.labels + (f", {reading}" if reading else "")), {})[float(p.epsilon)] = p
+        for p in d.sweep:  # one curve per reading; a reading's mask draws are kept apart and averaged on display
+            reading = variant_label(p.gradient, bool(p.clip), p.cost)
+            desc = f"{p.labels} labels" + (f", {reading}" if reading else "")
+            self.sweep.setdefault((p.attack, desc), {}).setdefault(int(p.mask), {})[float(p.epsilon)] = p
+            self.short[(p.attack, desc)] = Reading(labels=p.labels, gradient=p.gradient, clip=bool(p.clip), cost=p.cost).name
         if d.logs:
             self.logs.extend(d.logs)
             del self.logs[:-1000]
@@ -54,8 +60,20 @@ class RunState:
         pts = sorted(self.metrics.get(key, {}).items())
         return [float(s) for s, _ in pts], [v for _, v in pts]
 
-    def sweep_points(self) -> list[tuple[tuple[str, str], list]]:
-        return [(k, [v[e] for e in sorted(v)]) for k, v in sorted(self.sweep.items())]
+    def sweep_points(self) -> list[tuple[tuple[str, str, str], list]]:
+        """(attack, description, short name of the reading) → points by ε; a reading drawn with several
+        dropout masks gives the mean over its draws (``combine_draws``, as ``runs show`` and ``--json``)."""
+        out = []
+        for (attack, desc), by_mask in sorted(self.sweep.items()):
+            short = self.short[(attack, desc)]
+            if len(by_mask) == 1:
+                (pts,) = by_mask.values()
+                out.append(((attack, desc, short), [pts[e] for e in sorted(pts)]))
+                continue
+            draws = [[{k: getattr(p, k) for k in POINT_FIELDS} for _e, p in sorted(pts.items())] for _m, pts in sorted(by_mask.items())]
+            mean = [SimpleNamespace(**p) for p in combine_draws(draws)]
+            out.append(((attack, f"{desc}, mean of {len(by_mask)} mask draws", f"{short} ×{len(by_mask)}"), mean))
+        return out
 
     @property
     def eval_prefix(self) -> str:

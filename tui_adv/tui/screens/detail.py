@@ -139,10 +139,10 @@ class RunDetailScreen(RunScreenBase):
         table.clear()
         series = []
         roles = ("warning", "accent", "primary")
-        for i, ((attack, labels), pts) in enumerate(self.state.sweep_points()):
+        for i, ((attack, labels, short), pts) in enumerate(self.state.sweep_points()):
             for p in pts:
                 table.add_row(
-                    plain(f"{attack}/{labels}"),
+                    plain(f"{attack}/{short}"),
                     Text(f"{p.epsilon:g}", justify="right"),
                     Text(pct(p.accuracy), justify="right"),
                     Text(pct(p.error), justify="right"),
@@ -150,7 +150,7 @@ class RunDetailScreen(RunScreenBase):
                     Text(pct(p.mean_confidence_wrong, 1), justify="right"),
                     Text(f"{p.n}", justify="right"),
                 )
-            series.append(Series(f"{attack} ({labels} labels)", [p.epsilon for p in pts], [100 * p.accuracy for p in pts], roles[i % 3], marker="hd"))
+            series.append(Series(f"{attack} ({labels})", [p.epsilon for p in pts], [100 * p.accuracy for p in pts], roles[i % 3], marker="hd"))
         self.query_one("#detail-sweep-chart", Chart).set_series(series)
 
     def _render_training(self) -> None:

@@ -144,9 +144,9 @@ class LiveRunScreen(RunScreenBase):
     def _render_sweep(self) -> None:
         series = []
         roles = ("warning", "accent", "primary")
-        for i, ((attack, labels), pts) in enumerate(self.state.sweep_points()):
+        for i, ((attack, labels, _short), pts) in enumerate(self.state.sweep_points()):
             series.append(
-                Series(f"{attack} ({labels} labels)", [p.epsilon for p in pts], [100 * p.accuracy for p in pts], roles[i % 3], marker="hd")
+                Series(f"{attack} ({labels})", [p.epsilon for p in pts], [100 * p.accuracy for p in pts], roles[i % 3], marker="hd")
             )
         chart = self.query_one("#chart-sweep", Chart)
         last = [p for _k, pts in self.state.sweep_points() for p in pts]
