@@ -529,7 +529,7 @@ def data(ctx: typer.Context, data_dir: DataOpt = None) -> None:
 @app.command()
 def reproduce(
     ctx: typer.Context,
-    profile: Annotated[str, typer.Option("--profile", help="quick (about 20 min on a 2-core CPU) | standard (quick + the 240-unit maxouts at the paper's length, 1-2 h on a 2-core CPU) | paper (full scale, for a GPU).")] = "quick",
+    profile: Annotated[str, typer.Option("--profile", help="quick (about 20 min on a 2-core CPU) | standard (quick + the 240-unit maxouts at the paper's length, measured 75 min more on a 2-core CPU) | paper (full scale, for a GPU).")] = "quick",
     only: Annotated[Optional[str], typer.Option("--only", help="Comma-separated claim ids, e.g. P02,P09 (their parent runs come along).")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Run every step again instead of reusing finished runs.")] = False,
     headless: Annotated[bool, typer.Option("--headless", help="Progress on stderr, no dashboard (always so for now: watch the suite from `adv-tui` in another terminal).")] = True,
