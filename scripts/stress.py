@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""Stress the catalog: N concurrent headless runs on one SQLite file while a reader polls it like the
-dashboard does, then count what was written, what was lost and how hard writing was.
+"""Stress the catalog: N concurrent headless runs on one catalog (a SQLite file, or a server such as
+PostgreSQL) while a reader polls it like the dashboard does, then count what was written, what was lost
+and how hard writing was.
 
-    python scripts/stress.py [--runs 8] [--seconds S] [--epochs 3] [--train-limit 2000] [--db PATH] [--json]
+    python scripts/stress.py [--runs 8] [--seconds S] [--epochs 3] [--train-limit 2000] [--db PATH|URL] [--json]
+
+``--db postgresql+psycopg://user:pass@host/db`` stresses an empty database on a server (the URL is
+shown without its password).
 
 Each run is ``adv-tui run configs/softmax.toml --headless`` (small, one thread each). With ``--seconds S``
 finished runs are replaced by new ones until S seconds have passed (N stay in flight); without it, one wave
@@ -29,7 +33,6 @@ import argparse
 import json
 import math
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -51,7 +54,11 @@ class ReaderStats:
     errors: list[str] = field(default_factory=list)
 
 
-def run_args(db: Path, epochs: int, train_limit: int, test_limit: int) -> list[str]:
+def is_url(db: str | Path) -> bool:
+    return "://" in str(db)
+
+
+def run_args(db: str | Path, epochs: int, train_limit: int, test_limit: int) -> list[str]:
     return [
         sys.executable, "-m", "tui_adv.cli", "run", "configs/softmax.toml", "--headless", "-q", "--json",
         "--device", "cpu", "--db", str(db),
@@ -84,13 +91,13 @@ def expected_rows(cfg: dict) -> dict[str, int]:
     }
 
 
-def reader(db: Path, stop: threading.Event, stats: ReaderStats, interval: float = 0.5, liveness_every: float = 5.0) -> None:
+def reader(db: str | Path, stop: threading.Event, stats: ReaderStats, interval: float = 0.5, liveness_every: float = 5.0) -> None:
     """Poll like the dashboard: history list + liveness + one incremental feed per run, at 2 Hz."""
     try:
         from tui_adv.catalog import Store
         from tui_adv.tui.feed import RunFeed
 
-        while not db.exists() and not stop.is_set():
+        while not is_url(db) and not Path(db).exists() and not stop.is_set():
             time.sleep(0.05)
         store = Store(str(db))
     except Exception as e:  # noqa: BLE001 - e.g. textual missing: the reader never ran, which is a failure
@@ -128,13 +135,18 @@ def reader(db: Path, stop: threading.Event, stats: ReaderStats, interval: float 
         store.close()
 
 
-def stress(runs: int = 8, seconds: float = 0.0, *, epochs: int = 3, train_limit: int = 2000, test_limit: int = 500, db: Path | None = None, log=print) -> dict:
-    tmp = None
+def stress(runs: int = 8, seconds: float = 0.0, *, epochs: int = 3, train_limit: int = 2000, test_limit: int = 500, db: str | Path | None = None, log=print) -> dict:
+    from sqlalchemy import create_engine, text
+
+    from tui_adv.safe import redact_url
+
+    tmp = tempfile.mkdtemp(prefix="adv-tui-stress-")
     if db is None:
-        tmp = tempfile.mkdtemp(prefix="adv-tui-stress-")
         db = Path(tmp) / "runs.db"
+    url = str(db) if is_url(db) else f"sqlite:///{Path(db).absolute()}"
+    shown = redact_url(url) if is_url(db) else str(db)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    env.setdefault("ADV_TUI_CHECKPOINTS", str(db.parent / "checkpoints"))
+    env.setdefault("ADV_TUI_CHECKPOINTS", str((Path(tmp) if is_url(db) else Path(db).parent) / "checkpoints"))
     stop = threading.Event()
     rstats = ReaderStats()
     rthread = threading.Thread(target=reader, args=(db, stop, rstats), daemon=True)
@@ -148,7 +160,7 @@ def stress(runs: int = 8, seconds: float = 0.0, *, epochs: int = 3, train_limit:
 
     for _ in range(runs):
         launch()
-    log(f"stress: {runs} concurrent runs on {db}" + (f", for {seconds:.0f} s" if seconds else ""))
+    log(f"stress: {runs} concurrent runs on {shown}" + (f", for {seconds:.0f} s" if seconds else ""))
     running = list(procs)
     while running:
         time.sleep(0.2)
@@ -165,15 +177,16 @@ def stress(runs: int = 8, seconds: float = 0.0, *, epochs: int = 3, train_limit:
     stop.set()
     rthread.join(timeout=60)
 
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    q = lambda sql, *a: con.execute(sql, a).fetchall()  # noqa: E731
-    integrity = q("PRAGMA integrity_check")[0][0]
+    engine = create_engine(url)
+    con = engine.connect()
+    q = lambda sql, *a: con.execute(text(sql), {f"p{i}": v for i, v in enumerate(a)}).fetchall()  # noqa: E731
+    integrity = q("PRAGMA integrity_check")[0][0] if not is_url(db) else "n/a (server)"
     run_rows = q("SELECT id, status, config_json, error FROM runs ORDER BY id")
     stored = {t: q(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("metrics", "sweep_points", "samples", "logs", "runs")}
     distinct = {
-        "metrics": q("SELECT COUNT(*) FROM (SELECT DISTINCT run_id, key, step FROM metrics)")[0][0],
-        "sweep_points": q("SELECT COUNT(*) FROM (SELECT DISTINCT run_id, attack, labels, epsilon FROM sweep_points)")[0][0],
-        "samples": q("SELECT COUNT(*) FROM (SELECT DISTINCT run_id, idx, epsilon FROM samples)")[0][0],
+        "metrics": q("SELECT COUNT(*) FROM (SELECT DISTINCT run_id, key, step FROM metrics) AS d")[0][0],
+        "sweep_points": q("SELECT COUNT(*) FROM (SELECT DISTINCT run_id, attack, labels, epsilon FROM sweep_points) AS d")[0][0],
+        "samples": q("SELECT COUNT(*) FROM (SELECT DISTINCT run_id, idx, epsilon FROM samples) AS d")[0][0],
     }
     lost = {"metrics": 0, "sweep_points": 0, "samples": 0}
     per_run_missing: dict[int, dict] = {}
@@ -181,7 +194,7 @@ def stress(runs: int = 8, seconds: float = 0.0, *, epochs: int = 3, train_limit:
         exp = expected_rows(json.loads(cfg_json))
         for table, n in exp.items():
             key_cols = {"metrics": "key, step", "sweep_points": "attack, labels, epsilon", "samples": "idx, epsilon"}[table]
-            have = q(f"SELECT COUNT(*) FROM (SELECT DISTINCT {key_cols} FROM {table} WHERE run_id = ?)", run_id)[0][0]
+            have = q(f"SELECT COUNT(*) FROM (SELECT DISTINCT {key_cols} FROM {table} WHERE run_id = :p0) AS d", run_id)[0][0]
             if have < n:
                 lost[table] += n - have
                 per_run_missing.setdefault(run_id, {})[table] = n - have
@@ -193,11 +206,12 @@ def stress(runs: int = 8, seconds: float = 0.0, *, epochs: int = 3, train_limit:
     }
     stats = [json.loads(r[0]) for r in q("SELECT data_json FROM artifacts WHERE kind = 'catalog_stats'")]
     con.close()
+    engine.dispose()
     statuses: dict[str, int] = {}
     for _id, status, _c, _e in run_rows:
         statuses[status] = statuses.get(status, 0) + 1
     report = {
-        "db": str(db),
+        "db": shown,
         "runs_started": len(procs),
         "runs_in_catalog": len(run_rows),
         "statuses": statuses,
@@ -224,7 +238,7 @@ def stress(runs: int = 8, seconds: float = 0.0, *, epochs: int = 3, train_limit:
         and report["rows_duplicated"] == 0
         and sum(unseen.values()) == 0
         and statuses.get("completed", 0) == len(procs) == len(run_rows)
-        and integrity == "ok"
+        and integrity in ("ok", "n/a (server)")
         and not rstats.errors
     )
     return report
@@ -253,11 +267,23 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--train-limit", type=int, default=2000)
     ap.add_argument("--test-limit", type=int, default=500)
-    ap.add_argument("--db", type=Path, default=None, help="catalog file (default: a fresh temp file)")
+    ap.add_argument("--db", default=None, help="catalog file or URL of an empty server database (default: a fresh temp file)")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     a = ap.parse_args()
-    if a.db is not None and a.db.exists():
+    if a.db is not None and not is_url(a.db) and Path(a.db).exists():
         ap.error(f"{a.db} exists; the counts need a fresh catalog")
+    if a.db is not None and is_url(a.db):
+        from tui_adv.catalog import Store
+        from tui_adv.errors import UserError
+
+        try:
+            store = Store(a.db)
+            n = store.count_runs()
+            store.close()
+        except UserError as e:
+            ap.error(str(e))
+        if n:
+            ap.error(f"the catalog already holds {n} runs; the counts need an empty database")
     r = stress(a.runs, a.seconds, epochs=a.epochs, train_limit=a.train_limit, test_limit=a.test_limit, db=a.db, log=lambda m: print(m, file=sys.stderr))
     if a.json:
         print(json.dumps(r, indent=2))

@@ -1,8 +1,10 @@
 """Catalog tables (SQLModel).
 
-Schema evolution: ``SchemaInfo`` holds one row with the schema version. The store creates missing
-tables on open and runs the migrations in ``store.MIGRATIONS`` for every version between the stored one
-and :data:`SCHEMA_VERSION`; a catalog written by a newer adv-tui is refused rather than misread.
+Schema evolution goes through Alembic revisions (``catalog/migrations``; see :mod:`.migrate`).
+``SchemaInfo`` keeps one row with the schema version, which is the number of the head revision: a
+catalog written by a newer adv-tui is refused rather than misread. A change to these tables needs a
+new revision, :data:`SCHEMA_VERSION` bumped and ``migrate.REVISIONS`` extended
+(tests/test_migrations.py checks that the revisions build exactly these tables).
 """
 
 from __future__ import annotations
@@ -10,14 +12,25 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from pydantic import PrivateAttr
-from sqlalchemy import CheckConstraint, Column, Index, LargeBinary, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import AutoString, Field, SQLModel
 
-SCHEMA_VERSION = 3
+from ..choices import ACTIVE, RESUMABLE, STATUSES, RunStatus  # noqa: F401 - re-exported: the catalog's vocabulary
 
-STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
-ACTIVE = ("queued", "running")
-RESUMABLE = ("interrupted", "cancelled", "failed")
+SCHEMA_VERSION = 5
+
+
+class StatusText(TypeDecorator):
+    """The ``runs.status`` column: the same VARCHAR as before, but a :class:`RunStatus` is bound as its
+    text (``"running"``) in writes and in ``WHERE status IN (…)`` alike. Without it a driver with enum
+    adaptation (psycopg dumps an ``Enum`` as its *name*, ``RUNNING``) would store the wrong word."""
+
+    impl = AutoString
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201
+        return None if value is None else str(value)
 
 
 def utcnow() -> datetime:
@@ -33,7 +46,7 @@ class SchemaInfo(SQLModel, table=True):
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
     __table_args__ = (
-        CheckConstraint("status IN ('queued','running','completed','failed','cancelled','interrupted')", name="ck_run_status"),
+        CheckConstraint("status IN (" + ",".join(f"'{s.value}'" for s in RunStatus) + ")", name="ck_run_status"),
         Index("ix_runs_status", "status"),
         Index("ix_runs_created", "created_at"),
     )
@@ -44,17 +57,21 @@ class Run(SQLModel, table=True):
     profile: str | None = None
     claims: str = ""  # comma-separated claim ids, e.g. "P06,P09"
     config_json: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = "queued"
+    status: str = Field(default=RunStatus.QUEUED.value, sa_column=Column(StatusText, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     pid: int | None = None
-    pid_start: int | None = None  # the process's start time (clock ticks since boot): a reused pid is not the run
+    pid_start: int | None = Field(default=None, sa_type=BigInteger)  # the process's start time (clock ticks since boot): a reused pid is not the run
     host: str | None = None
     claim_token: str | None = None  # who owns the row: set by the process that created or resumed it
     device: str | None = None
+    # set by `adv-tui runs cancel` / the dashboard on any host; the runner polls it and stops (schema 4)
+    cancel_requested_at: datetime | None = None
+    # seconds spent stopped between a stop and the resume that continued the run (schema 5)
+    paused_s: float | None = None
     seed: int | None = None
     versions_json: str | None = Field(default=None, sa_column=Column(Text))
     error: str | None = Field(default=None, sa_column=Column(Text))
@@ -71,6 +88,51 @@ class Run(SQLModel, table=True):
     summary_json: str | None = Field(default=None, sa_column=Column(Text))
     # what was wrong with the stored row when it was read (never stored; see Store._sanitize)
     _damage: list[str] | None = PrivateAttr(default=None)
+
+    # the typed view of the text columns: every reader parses them here, never by hand
+    def config(self) -> dict:
+        """``config_json`` as a dict ({} when empty or damaged; ``Store`` already flagged a damaged one)."""
+        return json_object(self.config_json)
+
+    def summary(self) -> dict:
+        """``summary_json`` (the run's final numbers) as a dict ({} while it runs or when damaged)."""
+        return json_object(self.summary_json)
+
+    def active_seconds(self, now: datetime | None = None) -> float | None:
+        """How long the run has run: start to finish (or ``now`` while it runs), less the time it sat
+        stopped before a resume (``paused_s``). None before it started."""
+        start = as_utc(self.started_at)
+        if start is None:
+            return None
+        end = as_utc(self.finished_at) or now or utcnow()
+        return max(0.0, (end - start).total_seconds() - float(self.paused_s or 0.0))
+
+    def claim_ids(self) -> list[str]:
+        """The claims the run serves, e.g. ``["P06", "P09"]`` (stored comma-joined, see :func:`claims_text`)."""
+        return [c for c in (self.claims or "").split(",") if c]
+
+
+def as_utc(t: datetime | None) -> datetime | None:
+    """A stored time as UTC-aware (SQLite hands back naive datetimes of the UTC times we wrote)."""
+    if t is None or t.tzinfo is not None:
+        return t
+    return t.replace(tzinfo=timezone.utc)
+
+
+def json_object(text: str | None) -> dict:
+    """A stored JSON column as a dict: {} when empty, not JSON, or not an object."""
+    import json
+
+    try:
+        value = json.loads(text) if text else {}
+    except (ValueError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def claims_text(claims: list[str] | tuple[str, ...]) -> str:
+    """How ``runs.claims`` stores a list of claim ids (read back with :meth:`Run.claim_ids`)."""
+    return ",".join(claims)
 
 
 def damage_of(run: Run) -> list[str]:
