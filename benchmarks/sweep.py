@@ -17,13 +17,19 @@ of ``--batch-size``, with ε = 0, .3/(k−1), …, .3:
 
 Every variant runs once untimed (warm-up, k = 2), then ``--repeats`` interleaved rounds; medians are
 reported. ``--json`` prints ``{"k", "ours_s", "lower_bound_s", "per_eps_s", "torchattacks_s", "device", …}``.
+
+FLOP accounting (issue 11): matrix-product FLOPs from the layer shapes (:mod:`tui_adv.core.flops`):
+one direction (forward + input-only backward) and k forwards for ``ours`` and ``lower_bound``, k
+directions and k forwards for ``per_eps`` and ``torchattacks``; the float32 matrix rate is measured in
+the same rounds (``matrix``). ``--json`` adds ``matrix_rate_gflops`` and per variant ``<variant>_gflops``
+and ``<variant>_fraction_of_matrix_rate`` from the fastest round, medians beside them.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from _common import add_common_args, emit_json, interleaved, log, machine, median, resolve_device, sync, timed
+from _common import add_common_args, apply_threads, emit_json, interleaved, log, machine, matrix_round, median, rates, resolve_device, sync, timed
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -31,6 +37,7 @@ import torch.nn.functional as F  # noqa: E402
 from tui_adv.config import TrainConfig  # noqa: E402
 from tui_adv.core.attacks import fgsm  # noqa: E402
 from tui_adv.core.data import MNISTData, load_mnist  # noqa: E402
+from tui_adv.core.flops import linear_shapes, sweep_flops  # noqa: E402
 from tui_adv.core.models import build_model  # noqa: E402
 from tui_adv.core.sweep import _stats, fgsm_sweep, predict  # noqa: E402
 from tui_adv.core.train import Trainer  # noqa: E402
@@ -96,6 +103,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--no-torchattacks", action="store_true", help="skip the torchattacks variant")
     args = p.parse_args()
+    apply_threads(args)
     device = resolve_device(args.device)
     log(f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     data = load_mnist(args.data_dir, device)
@@ -127,8 +135,16 @@ def main() -> None:
     for fn in variants.values():  # warm-up
         fn(eps[:2])
     sync(device)
-    times = interleaved({n: (lambda fn=fn: timed(lambda: fn(eps), device)[0]) for n, fn in variants.items()}, args.repeats)
-    med = {n: median(t) for n, t in times.items()}
+    rounds = {n: (lambda fn=fn: timed(lambda: fn(eps), device)[0]) for n, fn in variants.items()}
+    rounds["matrix"] = lambda: matrix_round(device)  # seconds per GFLOP, in the same rounds
+    times = interleaved(rounds, args.repeats)
+    shapes = linear_shapes(model)
+    one = sweep_flops(shapes, len(y), len(eps)) / 1e9
+    recompute = len(eps) * sweep_flops(shapes, len(y), 1) / 1e9  # a direction and a forward per ε
+    gflop = {"ours": one, "lower_bound": one, "per_eps": recompute}
+    if "torchattacks" in variants:
+        gflop["torchattacks"] = recompute
+    med = {n: median(t) for n, t in times.items() if n != "matrix"}
     result = {
         "k": len(eps),
         "ours_s": round(med["ours"], 4),
@@ -141,7 +157,8 @@ def main() -> None:
             "per_eps_over_ours": round(med["per_eps"] / med["ours"], 3),
             **({"torchattacks_over_ours": round(med["torchattacks"] / med["ours"], 3)} if "torchattacks" in med else {}),
         },
-        "best_s": {k: round(min(v), 4) for k, v in times.items()},  # fastest round: robust to load spikes
+        "best_s": {k: round(min(v), 4) for k, v in times.items() if k != "matrix"},  # fastest round: robust to load spikes
+        **rates(times, gflop),
         "n": len(y),
         "batch_size": bs,
         "repeats": args.repeats,

@@ -23,6 +23,14 @@ Clean mode and the adversarial objective (α = .5, ε = .25, ``configs/maxout_ad
 epoch of every variant × 5 repeats would take ~10 minutes on this machine's 2 cores; the subset is the
 same for every variant. ``--json`` prints ``{"ours_s", "bare_s", "dataloader_s", "adv_ours_s",
 "adv_bare_s", "device", …}`` (medians of interleaved repeats).
+
+FLOP accounting (issue 11): the epoch's matrix-product FLOPs are counted from the layer shapes
+(:mod:`tui_adv.core.flops`: forward, parameter gradients, input gradients where needed, and the
+evaluation's clean forward + FGSM direction + perturbed forward), and the machine's float32 matrix rate
+is measured in the same process as one more interleaved variant (``matrix``: the faster of a
+1000×784·784×1200 and a 2048³ product). ``--json`` adds ``matrix_rate_gflops`` and per variant
+``<variant>_gflops`` and ``<variant>_fraction_of_matrix_rate``, each from its fastest round (the
+machine is shared; the fastest round is the one least disturbed), with the medians beside them.
 """
 
 from __future__ import annotations
@@ -32,13 +40,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, add_common_args, emit_json, interleaved, log, machine, median, resolve_device, sync
+from _common import REPO, add_common_args, apply_threads, emit_json, interleaved, log, machine, matrix_round, median, rates, resolve_device, sync
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from tui_adv.config import load_config  # noqa: E402
 from tui_adv.core.data import load_mnist, resolve_data_root  # noqa: E402
+from tui_adv.core.flops import epoch_flops, linear_shapes  # noqa: E402
 from tui_adv.core.models import build_model  # noqa: E402
 
 EVAL_N = 2000
@@ -177,12 +186,13 @@ def main() -> None:
     p.add_argument("--train-size", type=int, default=None, help="training examples per epoch (default: 60000 on CUDA, 12000 on CPU)")
     p.add_argument("--skip-dataloader", action="store_true")
     args = p.parse_args()
+    apply_threads(args)
     device = resolve_device(args.device)
     n = args.train_size or (60_000 if device.type == "cuda" else 12_000)
     log(f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     log(f"maxout 240x5, one epoch on {n} training images + clean/FGSM error on {EVAL_N} test images; {machine(device)}")
 
-    from tui_adv.core.data import _prepare_raw
+    from tui_adv.core.datasets import _prepare_raw
 
     data = load_mnist(args.data_dir, device, train_limit=n)
     cfgs = {m: _cfg(m, n, device) for m in ("clean", "adversarial")}
@@ -211,7 +221,14 @@ def main() -> None:
     }
     if loaders is not None:
         variants["dataloader"] = lambda: run_dataloader(cfgs["clean"], loaders, device)
+    variants["matrix"] = lambda: matrix_round(device)  # seconds per GFLOP, same rounds as the variants
     times = interleaved(variants, args.repeats)
+    shapes = linear_shapes(build_model("maxout", **cfgs["clean"].model.params()))
+    clean_gflop = epoch_flops(shapes, n, cfgs["clean"].train.batch_size, "clean", EVAL_N) / 1e9
+    adv_gflop = epoch_flops(shapes, n, cfgs["adversarial"].train.batch_size, "adversarial", EVAL_N) / 1e9
+    gflop = {"ours": clean_gflop, "bare": clean_gflop, "adv_ours": adv_gflop, "adv_bare": adv_gflop}
+    if loaders is not None:
+        gflop["dataloader"] = clean_gflop
     med = {k: median(v) for k, v in times.items()}
     result = {
         "ours_s": round(med["ours"], 4),
@@ -225,7 +242,8 @@ def main() -> None:
             "adv_ours_over_adv_bare": round(med["adv_ours"] / med["adv_bare"], 3),
             **({"dataloader_over_ours": round(med["dataloader"] / med["ours"], 3)} if "dataloader" in med else {}),
         },
-        "best_s": {k: round(min(v), 4) for k, v in times.items()},  # fastest round: robust to load spikes
+        "best_s": {k: round(min(v), 4) for k, v in times.items() if k != "matrix"},  # fastest round: robust to load spikes
+        **rates(times, gflop),
         "train_size": n,
         "eval_size": EVAL_N,
         "repeats": args.repeats,

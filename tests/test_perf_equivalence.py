@@ -35,7 +35,8 @@ def _data(n=230, seed=0) -> MNISTData:
 
 def _reference_epoch(model, data, cfg, seed, epoch=1):
     """The loop as written before the optimizations: advanced indexing, a finiteness check every batch."""
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=momentum_at(cfg, epoch))
+    # the plain optimizer (one parameter at a time, not fused) and the plain max-norm formula
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=momentum_at(cfg, epoch), weight_decay=cfg.weight_decay, foreach=False, fused=False)
     gen = torch.Generator().manual_seed(seed)
     x_all, y_all = data.train.x, data.train.y
     perm = torch.randperm(len(y_all), generator=gen)
@@ -59,15 +60,24 @@ def _reference_epoch(model, data, cfg, seed, epoch=1):
             loss.backward()
         assert torch.isfinite(loss)
         opt.step()
-        if hasattr(model, "apply_max_norm"):
-            model.apply_max_norm()
+        if getattr(model, "max_col_norm", None) is not None:
+            with torch.no_grad():
+                for m in model.modules():
+                    if isinstance(m, torch.nn.Linear):
+                        norms = m.weight.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                        m.weight.mul_(norms.clamp(max=model.max_col_norm) / norms)
 
 
 @pytest.mark.parametrize("mode", ["clean", "adversarial"])
-@pytest.mark.parametrize("kind,params", [("softmax", {}), ("maxout", {"units": 16, "pieces": 3})])
-def test_trainer_epoch_equals_reference_loop_bit_for_bit(kind, params, mode):
+@pytest.mark.parametrize("kind,params,decay", [
+    ("softmax", {}, 0.0),
+    ("maxout", {"units": 16, "pieces": 3}, 0.0),
+    # weight decay through the fused SGD kernel, and a max norm that some rows exceed and others do not
+    ("maxout", {"units": 16, "pieces": 3, "max_col_norm": 0.09, "init_range": None}, 0.01),
+])
+def test_trainer_epoch_equals_reference_loop_bit_for_bit(kind, params, decay, mode):
     data = _data()
-    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.05, lr_decay=0.99, mode=mode, eval_adv=False)  # ragged last batch
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.05, lr_decay=0.99, mode=mode, eval_adv=False, weight_decay=decay)  # ragged last batch
     torch.manual_seed(3)  # the init and then the dropout masks come from the global generator
     ours = build_model(kind, **params)
     Trainer(ours, data, cfg, seed=5, batch_every=4)._epoch(1)
@@ -76,6 +86,42 @@ def test_trainer_epoch_equals_reference_loop_bit_for_bit(kind, params, mode):
     _reference_epoch(ref, data, cfg, seed=5)
     for (name, a), b in zip(ours.state_dict().items(), ref.state_dict().values()):
         assert torch.equal(a, b), f"{kind}/{mode}: parameter {name} differs from the reference loop"
+
+
+def test_max_norm_touches_only_the_rows_over_the_bound_with_the_plain_results():
+    from tui_adv.core.models import clip_row_norms_
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(50, 30, generator=g) * torch.linspace(0.01, 0.6, 50).unsqueeze(1)
+    w[7] = 0.0  # a zero row (the 1e-12 floor)
+    for bound in (0.5, 1.0, 100.0, 1e-3):  # some rows over, ..., none over, all over
+        plain, fast = w.clone(), w.clone()
+        norms = plain.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        plain.mul_(norms.clamp(max=bound) / norms)
+        clip_row_norms_(fast, bound)
+        assert torch.equal(fast, plain), bound
+        assert (fast.norm(dim=1) <= bound * (1 + 1e-6)).all()
+
+
+def test_the_one_pass_sign_perturbation_equals_the_plain_one():
+    from tui_adv.core.attacks import perturb, perturb_sign
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(64, 1, 28, 28, generator=g)
+    d = torch.randn(64, 1, 28, 28, generator=g).sign()
+    d[:, :, :3] = 0.0  # a sign can be 0
+    for eps in (0.0, 0.007, 0.1, 0.25, 0.3, 1 / 3):
+        for clip in (True, False):
+            assert torch.equal(perturb_sign(x, d, eps, clip), perturb(x, d, eps, clip)), (eps, clip)
+
+
+def test_the_optimizer_is_fused_on_cpu_and_steps_like_the_plain_one():
+    from tui_adv.core.train import make_optimizer
+
+    torch.manual_seed(0)
+    model = build_model("maxout", units=8, pieces=2)
+    opt = make_optimizer(model, TrainConfig(momentum=0.5, weight_decay=0.001))
+    assert opt.param_groups[0]["fused"] is True
 
 
 @pytest.mark.parametrize("batch_every", [1, 3, 1000])

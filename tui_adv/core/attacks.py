@@ -25,7 +25,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .models import MaskDropout, head_attack_loss, head_predict
+from .heads import head_attack_loss, head_predict
+from .models import MaskDropout
 
 LABEL_MODES = ("true", "predicted")
 GRADIENTS = ("eval", "dropout")
@@ -124,6 +125,15 @@ def fgsm_direction(
 def perturb(x: torch.Tensor, direction: torch.Tensor, eps: float, clip: bool = True) -> torch.Tensor:
     """x' = clamp(x + ε·direction, 0, 1), or x + ε·direction unclipped. The one place the FGSM step is written."""
     out = x + eps * direction
+    return out.clamp_(0.0, 1.0) if clip else out
+
+
+def perturb_sign(x: torch.Tensor, direction: torch.Tensor, eps: float, clip: bool = True) -> torch.Tensor:
+    """:func:`perturb` for a sign direction (every entry −1, 0 or 1), in one pass: ε·d is then exact, so
+    the fused ``x + ε·d`` (``torch.add`` with ``alpha``) rounds once, exactly as ``x + eps * direction``
+    does, without the temporary ε·d. Not for continuous noise, where a fused multiply-add would round
+    differently."""
+    out = torch.add(x, direction, alpha=eps)
     return out.clamp_(0.0, 1.0) if clip else out
 
 

@@ -1,16 +1,16 @@
-"""MNIST as whole-split tensors on the run's device.
+"""The datasets (MNIST, Fashion-MNIST, KMNIST, CIFAR-10) as whole-split tensors on the run's device.
 
-The data root is resolved as ``--data-dir`` > ``$ADV_TUI_DATA`` > a per-user cache directory. The root
-is treated as read-only: when the files there are the compressed originals, they are md5-checked and
-unpacked into the cache, never next to the originals.
+The files are found, md5-checked and unpacked by :mod:`tui_adv.core.datasets` (the registry, the data
+root and its layout); this module reads the prepared root through torchvision's own dataset classes,
+checks the splits' shapes and labels, and returns them as :class:`Split` tensors (the paper's 50k/10k
+validation split, a class pair, limits) in :class:`MNISTData`. The registry's names are importable
+from here too. A missing or corrupt file is one :class:`UserError` line naming the directory and the
+files expected there.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,126 +18,79 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from ..safe import expand_user
+from .datasets import _IDX_NAMES as _IDX_NAMES
+from .datasets import DATASET_NAMES as DATASET_NAMES
+from .datasets import DATASETS as DATASETS
+from .datasets import ENV_DATA as ENV_DATA
+from .datasets import DatasetSpec as DatasetSpec
+from .datasets import _cifar_class, _fix_hint, _prepare_cifar, _prepare_idx
+from .datasets import _prepare_raw as _prepare_raw
+from .datasets import cache_dir as cache_dir
+from .datasets import dataset_spec as dataset_spec
+from .datasets import expected_files as expected_files
+from .datasets import prepare as prepare
+from .datasets import resolve_data_root as resolve_data_root
 
-ENV_DATA = "ADV_TUI_DATA"
+VALID_SIZE = 10_000  # the paper's split: the last 10k training images validate (MNIST: 50k/10k)
 
-# (compressed file name, md5 of the compressed file): the originals, as torchvision lists them.
-MNIST_FILES = (
-    ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-    ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
-    ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
-    ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
-)
-
-TRAIN_SIZE = 50_000  # the paper's split: first 50k train, last 10k validation
-
-
-def cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
-    return Path(os.environ.get("ADV_TUI_CACHE") or user_cache_dir("adv-tui"))
-
-
-def resolve_data_root(data_dir: str | os.PathLike | None = None) -> Path:
-    """``--data-dir`` > ``$ADV_TUI_DATA`` > the per-user cache."""
-    if data_dir:
-        return expand_user(data_dir)
-    env = os.environ.get(ENV_DATA)
-    if env:
-        return expand_user(env)
-    return cache_dir() / "data"
+# kept for callers that know MNIST only
+MNIST_FILES = DATASETS["mnist"].files
+TRAIN_SIZE = 50_000
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fix_hint(root: Path) -> str:
-    return (
-        f"put the four MNIST files (train-images-idx3-ubyte.gz, …) in {root / 'MNIST' / 'raw'}, "
-        f"or point --data-dir / ${ENV_DATA} at a directory that has them"
-    )
-
-
-def _prepare_raw(root: Path) -> Path:
-    """Return a torchvision-style root whose ``MNIST/raw`` holds the unpacked, verified files.
-
-    The root is never created or written: a root that was asked for (``--data-dir``, ``$ADV_TUI_DATA``)
-    and does not exist is an error, and a download goes into the cache."""
-    if not root.is_dir() and root != cache_dir() / "data":
-        raise UserError(f"the data directory {root} does not exist (nothing was created); {_fix_hint(root)}")
-    raw = root / "MNIST" / "raw"
-    unpacked = [raw / name[:-3] for name, _ in MNIST_FILES]
-    if all(p.is_file() for p in unpacked):
-        _check_unpacked(unpacked, root)
-        return root
-    packed = [raw / name for name, _ in MNIST_FILES]
-    if all(p.is_file() for p in packed):
-        for p, (name, md5) in zip(packed, MNIST_FILES):
-            if _md5(p) != md5:
-                raise UserError(f"MNIST file {p} is corrupt (md5 mismatch); replace it with the original: {_fix_hint(root)}")
-        return _unpack_into_cache(packed)
-    # No files at all: download into the cache as torchvision does (needs the internet).
-    return _download(root)
-
-
-def _check_unpacked(paths: list[Path], root: Path) -> None:
-    # idx headers: images 16 bytes + n*784, labels 8 bytes + n
-    expected = {
-        "train-images-idx3-ubyte": 16 + 60000 * 784,
-        "train-labels-idx1-ubyte": 8 + 60000,
-        "t10k-images-idx3-ubyte": 16 + 10000 * 784,
-        "t10k-labels-idx1-ubyte": 8 + 10000,
-    }
+def _stamp(root: Path, spec: DatasetSpec) -> tuple:
+    """(size, mtime) of every file the dataset may be read from: a file replaced since the last load is
+    checked and read again, not served from the in-process cache."""
+    names = [n for n, _ in spec.files] + [n[:-3] for n, _ in spec.files if n.endswith(".gz")]
+    paths = [root / spec.folder / n for n in names] + ([root / spec.archive[0]] if spec.archive else [])
+    out = []
     for p in paths:
-        if p.stat().st_size != expected[p.name]:
-            raise UserError(f"MNIST file {p} is truncated or corrupt (size {p.stat().st_size}); {_fix_hint(root)}")
+        try:
+            st = p.stat()
+            out.append((st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
-def _unpack_into_cache(packed: list[Path]) -> Path:
-    key = hashlib.md5("".join(md5 for _, md5 in MNIST_FILES).encode()).hexdigest()[:12]
-    target_root = cache_dir() / f"mnist-{key}"
-    raw = target_root / "MNIST" / "raw"
+def _load_uint8(root: str, spec: DatasetSpec | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train images, train labels, test images, test labels): images uint8 (N, C, H, W)."""
+    spec = spec or DATASETS["mnist"]
+    return _load_uint8_cached(root, spec, _stamp(Path(root), spec))
+
+
+@lru_cache(maxsize=4)
+def _load_uint8_cached(root: str, spec: DatasetSpec, stamp: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    import torchvision.datasets as tvd
+
+    prepared = _prepare_cifar(Path(root), spec) if spec.kind == "cifar" else _prepare_idx(Path(root), spec)
     try:
-        raw.mkdir(parents=True, exist_ok=True)
-        for p in packed:
-            out = raw / p.name[:-3]
-            if out.is_file():
-                continue
-            # a per-process temp name: several runs may unpack into a fresh cache at once
-            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-            try:
-                with gzip.open(p, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-            except (OSError, EOFError) as e:
-                tmp.unlink(missing_ok=True)
-                raise UserError(f"cannot unpack {p}: {e}") from None
-            os.replace(tmp, out)
-    except PermissionError as e:
-        raise UserError(f"cannot write the unpacked MNIST files to the cache {raw}: {e.strerror}; set ADV_TUI_CACHE to a writable directory") from None
-    return target_root
-
-
-def _download(root: Path) -> Path:
-    from torchvision.datasets import MNIST
-
-    target = cache_dir() / "download"  # never into the root: it is read-only to us
-    try:
-        MNIST(str(target), train=True, download=True)
-        MNIST(str(target), train=False, download=True)
-    except Exception:  # noqa: BLE001 - any download failure is the same user-facing problem
-        raise UserError(f"MNIST not found in {root / 'MNIST' / 'raw'} and it could not be downloaded; {_fix_hint(root)}") from None
-    return target
+        if spec.kind == "cifar":
+            cls = _cifar_class(spec)
+            tr, te = cls(str(prepared), train=True, download=False), cls(str(prepared), train=False, download=False)
+            xtr, xte = (torch.from_numpy(d.data).permute(0, 3, 1, 2).contiguous() for d in (tr, te))
+            ytr, yte = (torch.tensor(d.targets, dtype=torch.long) for d in (tr, te))
+        else:
+            cls = getattr(tvd, spec.torchvision)
+            tr, te = cls(str(prepared), train=True, download=False), cls(str(prepared), train=False, download=False)
+            xtr, xte = tr.data.unsqueeze(1), te.data.unsqueeze(1)
+            ytr, yte = tr.targets, te.targets
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a file torchvision cannot parse
+        raise UserError(f"cannot read {spec.title} from {prepared / spec.folder}: {type(e).__name__}: {e}; {_fix_hint(Path(root), spec)}") from None
+    c, h, w = spec.shape
+    for x, y, n, split in ((xtr, ytr, spec.n_train, "training"), (xte, yte, spec.n_test, "test")):
+        if tuple(x.shape) != (n, c, h, w) or tuple(y.shape) != (n,) or (n and not 0 <= int(y.min()) <= int(y.max()) < len(spec.class_names)):
+            raise UserError(f"{spec.title} in {prepared / spec.folder} has a {split} split of shape {tuple(x.shape)} with {tuple(y.shape)} labels, "
+                            f"expected ({n}, {c}, {h}, {w}) with labels 0-{len(spec.class_names) - 1}; {_fix_hint(Path(root), spec)}")
+    return xtr, ytr.long(), xte, yte.long()
 
 
 @dataclass
 class Split:
-    """A dataset split as tensors: ``x`` (N,1,28,28) float in [0,1], ``y`` (N,) int64 class labels."""
+    """A dataset split as tensors: ``x`` (N,C,H,W) float in [0,1] ((N,1,28,28) for the MNIST family),
+    ``y`` (N,) int64 class labels."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -152,35 +105,33 @@ class Split:
         return self if n is None or n >= len(self) else Split(self.x[:n], self.y[:n])
 
 
-@lru_cache(maxsize=4)
-def _load_uint8(root: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import MNIST
-
-    prepared = _prepare_raw(Path(root))
-    try:
-        tr = MNIST(str(prepared), train=True, download=False)
-        te = MNIST(str(prepared), train=False, download=False)
-    except Exception as e:  # noqa: BLE001
-        raise UserError(f"cannot read MNIST from {prepared / 'MNIST' / 'raw'}: {e}; {_fix_hint(Path(root))}") from None
-    return tr.data, tr.targets, te.data, te.targets
-
-
 def _to_split(images: torch.Tensor, labels: torch.Tensor, device: torch.device | str) -> Split:
-    x = images.to(device=device).unsqueeze(1).to(torch.float32).div_(255.0)
+    x = images.to(device=device).to(torch.float32).div_(255.0)
     return Split(x, labels.to(device=device, dtype=torch.long))
 
 
 @dataclass
 class MNISTData:
-    """The splits one run uses. ``train``/``valid`` follow the paper's 50k/10k split when requested."""
+    """The splits one run uses (any dataset; the name is MNIST's, which came first). ``train``/``valid``
+    follow the paper's 50k/10k split when requested."""
 
     train: Split
     test: Split
     valid: Split | None
     classes: tuple[int, ...]
+    dataset: str = "mnist"
 
 
-def load_mnist(
+Data = MNISTData
+
+
+def valid_size(n_train: int) -> int:
+    """The last 10k training images validate; a small set (a test fixture) holds out its last sixth."""
+    return VALID_SIZE if n_train >= 6 * VALID_SIZE else n_train // 6
+
+
+def load_dataset(
+    name: str = "mnist",
     data_dir: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
     *,
@@ -189,15 +140,17 @@ def load_mnist(
     train_limit: int | None = None,
     test_limit: int | None = None,
 ) -> MNISTData:
-    """Load MNIST (whole splits, float in [0,1], on ``device``).
+    """Load a dataset (whole splits, float in [0,1], on ``device``).
 
-    ``pair=(a, b)`` keeps only digits a and b, relabelled 0 (a) and 1 (b). ``validation=True`` holds out
-    the last 10k of the 60k training images (after the pair filter: the last sixth) as validation.
+    ``pair=(a, b)`` keeps only classes a and b, relabelled 0 (a) and 1 (b). ``validation=True`` holds out
+    the last 10k of the training images (after the pair filter: those of the last 10k) as validation.
     Limits are applied after the split, keeping the first examples.
     """
+    spec = dataset_spec(name)
     root = resolve_data_root(data_dir)
-    xtr, ytr, xte, yte = _load_uint8(str(root))
-    classes: tuple[int, ...] = tuple(range(10))
+    xtr, ytr, xte, yte = _load_uint8(str(root), spec)
+    train_size = len(ytr) - valid_size(len(ytr))
+    classes: tuple[int, ...] = tuple(range(len(spec.class_names)))
     if pair is not None:
         a, b = pair
         if a == b or not (0 <= a <= 9 and 0 <= b <= 9):
@@ -205,7 +158,7 @@ def load_mnist(
         mtr = (ytr == a) | (ytr == b)
         mte = (yte == a) | (yte == b)
         # split boundary in the original index space, so validation is still "the last 10k images"
-        is_train_part = torch.arange(len(ytr)) < TRAIN_SIZE
+        is_train_part = torch.arange(len(ytr)) < train_size
         valid_mask = mtr & ~is_train_part
         train_mask = mtr & is_train_part if validation else mtr
         xv, yv = xtr[valid_mask], (ytr[valid_mask] == b).long()
@@ -213,10 +166,35 @@ def load_mnist(
         xte, yte = xte[mte], (yte[mte] == b).long()
         classes = (a, b)
     else:
-        xv, yv = xtr[TRAIN_SIZE:], ytr[TRAIN_SIZE:]
+        xv, yv = xtr[train_size:], ytr[train_size:]
         if validation:
-            xtr, ytr = xtr[:TRAIN_SIZE], ytr[:TRAIN_SIZE]
-    train = _to_split(xtr, ytr, device).limit(train_limit)
-    test = _to_split(xte, yte, device).limit(test_limit)
-    valid = _to_split(xv, yv, device).limit(test_limit) if validation else None
-    return MNISTData(train=train, test=test, valid=valid, classes=classes)
+            xtr, ytr = xtr[:train_size], ytr[:train_size]
+    # limited before the float conversion (the same first examples, without a float copy of the rest)
+    train = _to_split(xtr[:train_limit], ytr[:train_limit], device)
+    test = _to_split(xte[:test_limit], yte[:test_limit], device)
+    valid = _to_split(xv[:test_limit], yv[:test_limit], device) if validation else None
+    return MNISTData(train=train, test=test, valid=valid, classes=classes, dataset=spec.name)
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, device: torch.device | str = "cpu", **options) -> MNISTData:  # noqa: ANN003
+    """MNIST: :func:`load_dataset` with ``name="mnist"`` (the same keyword options)."""
+    return load_dataset("mnist", data_dir, device, **options)
+
+
+def check_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict:
+    """Check a root for one dataset (files, checksums, shapes) without loading it onto a device; returns
+    what was found (for ``adv-tui data``). Raises :class:`UserError` (one line) when it cannot be used."""
+    spec = dataset_spec(name)
+    root = resolve_data_root(data_dir)
+    xtr, ytr, xte, yte = _load_uint8(str(root), spec)
+    return {
+        "dataset": spec.name,
+        "title": spec.title,
+        "root": str(root),
+        "directory": str(root / spec.folder),
+        "train": int(len(ytr)),
+        "test": int(len(yte)),
+        "shape": list(spec.shape),
+        "classes": list(spec.class_names),
+        "train_class_counts": torch.bincount(ytr, minlength=len(spec.class_names)).tolist(),
+    }

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..config import Reading
 from .attacks import eval_mode, fgsm_direction, mask_generator, perturb
-from .models import head_probs
+from .heads import head_probs
 from .sweep import predict
 
 

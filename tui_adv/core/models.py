@@ -1,15 +1,9 @@
-"""Models of the paper. Each maps (N,1,28,28) images in [0,1] to logits.
+"""Models of the paper. Each maps (N,1,28,28) images in [0,1] to logits (the CIFAR-10 conv maxout:
+(N,3,32,32)).
 
-Every model carries a ``head`` that says how its outputs become a loss, predictions and confidences:
-
-- ``softmax``: cross-entropy over 10 (or 2) logits; confidence = softmax probability.
-- ``binary``: one logit z, labels y in {0,1} used as ±1, loss softplus(−y·z) (the paper's ζ(−y(wᵀx+b)));
-  confidence = σ(±z) of the predicted side.
-- ``sigmoid``: independent per-class sigmoid outputs trained one-vs-rest (the maxout of P19's fourth
-  number); confidence = σ of the predicted (largest) logit.
-- ``rbf``: per-class scores p_c = exp(logit_c) with logit_c = −Σ β_c (x − μ_c)² ≤ 0, trained one-vs-rest
-  (independent Bernoulli per class, as the paper's p(y=1|x) = exp(−(x−μ)ᵀβ(x−μ))); confidence = p of the
-  predicted class, which is what lets RBF units say "I don't know" (P15).
+Every model carries a ``head`` (``softmax``, ``binary``, ``sigmoid`` or ``rbf``) that says how its
+outputs become a loss, predictions and confidences; the heads' functions are in
+:mod:`tui_adv.core.heads` and importable from here too.
 """
 
 from __future__ import annotations
@@ -20,80 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-# ---------------------------------------------------------------------------------------------------- heads
-def head_loss(head: str, logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    if head == "softmax":
-        return F.cross_entropy(logits, y, reduction=reduction)
-    if head == "sigmoid":
-        target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
-        loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=1)
-    elif head == "binary":
-        z = logits.reshape(-1)
-        sign = y.to(z.dtype) * 2 - 1
-        loss = F.softplus(-sign * z)
-    elif head == "rbf":
-        # log p = logit (≤ 0); log(1 − p) = log(−expm1(logit)), clamped away from log(0)
-        logp = logits
-        log1mp = torch.log(-torch.expm1(logits.clamp(max=-1e-6)))
-        target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
-        loss = -(target * logp + (1 - target) * log1mp).sum(dim=1)
-    else:
-        raise ValueError(f"unknown head {head!r}")
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
-
-
-def head_attack_loss(head: str, logits: torch.Tensor, y: torch.Tensor, cost: str = "train") -> torch.Tensor:
-    """The summed cost an attack ascends: the training loss (``"train"``), or −log p_y of the true
-    class alone (``"true_class"``), which differs from the training loss for the one-vs-rest heads."""
-    if cost == "train" or head in ("softmax", "binary"):
-        return head_loss(head, logits, y, reduction="sum")
-    if cost != "true_class":
-        raise ValueError(f"unknown attack cost {cost!r}")
-    z = logits.gather(1, y.view(-1, 1)).reshape(-1)
-    if head == "rbf":
-        return (-z).sum()  # log p_y = logit_y
-    if head == "sigmoid":
-        return -F.logsigmoid(z).sum()
-    raise ValueError(f"unknown head {head!r}")
-
-
-def head_predict(head: str, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(predicted class, confidence in the predicted class)."""
-    if head == "sigmoid":
-        z, pred = logits.max(dim=1)
-        return pred, torch.sigmoid(z)
-    if head == "softmax":
-        p = logits.softmax(dim=1)
-        conf, pred = p.max(dim=1)
-        return pred, conf
-    if head == "binary":
-        z = logits.reshape(-1)
-        pred = (z > 0).long()
-        conf = torch.sigmoid(z.abs())
-        return pred, conf
-    if head == "rbf":
-        conf, pred = logits.exp().max(dim=1)
-        return pred, conf
-    raise ValueError(f"unknown head {head!r}")
-
-
-def head_probs(head: str, logits: torch.Tensor) -> torch.Tensor:
-    """Per-class probabilities (N, C): softmax; [1−σ(z), σ(z)] for binary; exp(logit) for RBF."""
-    if head == "softmax":
-        return logits.softmax(dim=1)
-    if head == "sigmoid":
-        return torch.sigmoid(logits)
-    if head == "binary":
-        p1 = torch.sigmoid(logits.reshape(-1))
-        return torch.stack([1 - p1, p1], dim=1)
-    if head == "rbf":
-        return logits.exp()
-    raise ValueError(f"unknown head {head!r}")
+from .heads import head_attack_loss as head_attack_loss
+from .heads import head_loss as head_loss
+from .heads import head_predict as head_predict
+from .heads import head_probs as head_probs
 
 
 # ---------------------------------------------------------------------------------------------------- models
@@ -227,9 +151,30 @@ class Maxout(nn.Module):
             return
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                w = m.weight  # (out, in): one row per unit = one column in pylearn2's (in, out) layout
-                norms = w.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                w.mul_(norms.clamp(max=self.max_col_norm) / norms)
+                clip_row_norms_(m.weight, self.max_col_norm)  # (out, in): a row per unit = a column in pylearn2's (in, out)
+
+
+@torch.no_grad()
+def clip_row_norms_(w: torch.Tensor, bound: float) -> None:
+    """Scale every row of ``w`` whose L2 norm exceeds ``bound`` down to ``bound``, in place.
+
+    The plain form multiplies every row by ``clamp(n, max=bound) / n``; for a row within the bound that
+    ratio is n / n, exactly 1.0 in IEEE arithmetic, so the multiplication changes nothing. On CPU only the
+    rows over the bound are rescaled (usually none: early in training no row is near 1.9365), which saves
+    a pass over the weights every step with bit-identical results; on a GPU the plain form runs (deciding
+    which rows to touch would be a host sync every step)."""
+    norms = w.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    ratio = norms.clamp(max=bound) / norms
+    if w.device.type != "cpu":
+        w.mul_(ratio)
+        return
+    over = (norms.view(-1) > bound).nonzero().view(-1)
+    if over.numel() == 0:
+        return
+    if over.numel() == w.shape[0]:
+        w.mul_(ratio)
+        return
+    w.index_copy_(0, over, w.index_select(0, over) * ratio.index_select(0, over))
 
 
 class RBFNet(nn.Module):
@@ -301,7 +246,115 @@ class InceptionNet(nn.Module):
         return self.stem[0].weight
 
 
-MODEL_KINDS = ("softmax", "logistic", "maxout", "rbf", "inception")
+class ConvMaxoutLayer(nn.Module):
+    """A convolutional maxout layer (pylearn2 ``MaxoutConvC01B``): ``channels × pieces`` filters, each
+    output channel the max over its unit's ``pieces`` consecutive filters (pylearn2's ``z[i::pieces]``),
+    then max pooling (``pool`` × ``pool``, stride ``stride``; cuda-convnet's output size, which is
+    PyTorch's ``ceil_mode=True`` here). One bias per filter (``tied_b``).
+
+    ``lr_scale`` is pylearn2's ``W_lr_scale``/``b_lr_scale``, without a second optimiser parameter group:
+    the parameters are stored divided by √lr_scale and multiplied by it in the forward pass, so plain SGD
+    with momentum moves the effective weights exactly as it would with the learning rate × lr_scale
+    (the gradient of the stored parameter is √s × the effective one, and its step counts √s times again).
+    ``max_kernel_norm`` bounds each filter's L2 norm (over input channels and kernel positions), applied
+    to the effective weights after every step as pylearn2 does."""
+
+    def __init__(self, cin: int, channels: int, pieces: int, kernel: int, pad: int, pool: int, stride: int,
+                 init_range: float, max_kernel_norm: float, lr_scale: float):
+        super().__init__()
+        self.channels, self.pieces, self.pad, self.pool, self.stride = channels, pieces, pad, pool, stride
+        self.max_kernel_norm = max_kernel_norm
+        self.s = math.sqrt(lr_scale)
+        self.weight = nn.Parameter(torch.empty(channels * pieces, cin, kernel, kernel).uniform_(-init_range, init_range) / self.s)
+        self.bias = nn.Parameter(torch.zeros(channels * pieces))
+
+    def effective_weight(self) -> torch.Tensor:
+        return self.weight * self.s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = F.conv2d(x, self.weight * self.s, self.bias * self.s, padding=self.pad)
+        n, _, h, w = z.shape
+        z = z.view(n, self.channels, self.pieces, h, w).amax(dim=2)
+        return F.max_pool2d(z, self.pool, self.stride, ceil_mode=True)
+
+    @torch.no_grad()
+    def apply_max_norm(self) -> None:
+        w = self.weight
+        norms = (w.flatten(1).norm(dim=1) * self.s).clamp_min(1e-12)
+        w.mul_((norms.clamp(max=self.max_kernel_norm) / norms).view(-1, 1, 1, 1))
+
+
+class ConvMaxout(nn.Module):
+    """The convolutional maxout network of the maxout paper's CIFAR-10 experiment, which the adversarial
+    paper attacks (ε = .1: 87.15% error). Every number is pylearn2's
+    ``pylearn2/scripts/papers/maxout/cifar10.yaml`` (Goodfellow et al. 2013, "Maxout Networks", sec. 5.3:
+    three convolutional maxout layers with max pooling, a fully connected maxout layer, softmax):
+
+    - input: 32 × 32 × 3 (``input_space: Conv2DSpace shape [32, 32], num_channels: 3``)
+    - h0: 96 units × 2 pieces (``num_channels: 96, num_pieces: 2``), 8×8 kernels, pad 4
+      (``kernel_shape: [8, 8], pad: 4``), pool 4×4 stride 2 (``pool_shape: [4, 4], pool_stride: [2, 2]``),
+      max kernel norm .9 (``max_kernel_norm: .9``): 33×33 → pooled 16×16
+    - h1: 192 × 2, 8×8, pad 3, pool 4 stride 2, max kernel norm 1.9365: 15×15 → 7×7
+    - h2: 192 × 2, 5×5, pad 3, pool 2 stride 2, max kernel norm 1.9365: 9×9 → 5×5
+    - h3: maxout 500 units × 5 pieces (``num_units: 500, num_pieces: 5``), max column norm 1.9
+    - y: softmax over 10 classes, max column norm 1.9365
+    - weights U(−.005, .005) (``irange: .005``) everywhere, biases 0; the conv layers learn at .05 × the
+      learning rate (``W_lr_scale: .05, b_lr_scale: .05``)
+    - dropout (the ``Dropout`` cost): the pixels keep .8 with scale 1 (``input_include_probs: {h0: .8},
+      input_scales: {h0: 1.}``), every other layer's input keeps .5 with scale 2 (pylearn2's defaults)
+
+    ``scale`` multiplies every channel and unit count (1 = the paper's network)."""
+
+    head = "softmax"
+
+    # (units, pieces, kernel, pad, pool, pool stride, max kernel norm) of h0, h1, h2 (cifar10.yaml)
+    CONV = ((96, 2, 8, 4, 4, 2, 0.9), (192, 2, 8, 3, 4, 2, 1.9365), (192, 2, 5, 3, 2, 2, 1.9365))
+    DENSE = (500, 5, 1.9)  # h3: units, pieces, max column norm
+    OUT_NORM = 1.9365  # y: max column norm
+    IMAGE = (3, 32, 32)
+
+    def __init__(self, num_classes: int = 10, input_dropout: float = 0.2, hidden_dropout: float = 0.5, init_range: float = 0.005,
+                 input_dropout_rescale: bool = False, scale: float = 1.0, conv_lr_scale: float = 0.05):
+        super().__init__()
+        self.input_dropout = MaskDropout(input_dropout, rescale=input_dropout_rescale)
+        blocks: list[nn.Module] = []
+        cin, size = self.IMAGE[0], self.IMAGE[1]
+        for i, (units, pieces, kernel, pad, pool, stride, norm) in enumerate(self.CONV):
+            if i:
+                blocks.append(MaskDropout(hidden_dropout))
+            units = max(1, round(units * scale))
+            blocks.append(ConvMaxoutLayer(cin, units, pieces, kernel, pad, pool, stride, init_range, norm, conv_lr_scale))
+            conv = size + 2 * pad - kernel + 1
+            size = math.ceil((conv - pool) / stride) + 1
+            cin = units
+        self.conv = nn.Sequential(*blocks)
+        self.features = cin * size * size  # 192 · 5 · 5 = 4800 at scale 1
+        units, pieces, self.dense_norm = self.DENSE
+        self.hidden = nn.Sequential(MaskDropout(hidden_dropout), MaxoutLinear(self.features, max(1, round(units * scale)), pieces, init_range),
+                                    MaskDropout(hidden_dropout))
+        self.out = nn.Linear(self.hidden[1].units, num_classes)
+        nn.init.uniform_(self.out.weight, -init_range, init_range)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.conv(self.input_dropout(x))
+        return self.out(self.hidden(z.flatten(1)))
+
+    def first_layer_weight(self) -> torch.Tensor:
+        return self.conv[0].effective_weight()
+
+    @torch.no_grad()
+    def apply_max_norm(self) -> None:
+        for m in self.conv:
+            if isinstance(m, ConvMaxoutLayer):
+                m.apply_max_norm()
+        for lin, bound in ((self.hidden[1].linear, self.dense_norm), (self.out, self.OUT_NORM)):
+            w = lin.weight
+            norms = w.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            w.mul_(norms.clamp(max=bound) / norms)
+
+
+MODEL_KINDS = ("softmax", "logistic", "maxout", "rbf", "inception", "conv_maxout")
 
 
 def build_model(kind: str, num_classes: int = 10, **params) -> nn.Module:
@@ -318,4 +371,6 @@ def build_model(kind: str, num_classes: int = 10, **params) -> nn.Module:
         return RBFNet(num_classes, **params)
     if kind == "inception":
         return InceptionNet(num_classes, **params)
+    if kind == "conv_maxout":
+        return ConvMaxout(num_classes, **params)
     raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")

@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .attacks import eval_mode, fgsm_direction, perturb
-from .models import head_predict
+from .attacks import eval_mode, fgsm_direction, perturb, perturb_sign
+from .heads import head_predict
 
 
 @dataclass
@@ -34,7 +34,8 @@ class SweepPoint:
 
 @dataclass
 class SampleView:
-    """One stored example for perturbation views: images as (28, 28) float tensors in [0,1]."""
+    """One stored example for perturbation views: images as (28, 28) float tensors in [0,1] (a colour
+    image: (3, H, W))."""
 
     index: int
     epsilon: float
@@ -57,6 +58,12 @@ class SweepResult:
     gradient: str = "eval"
     clip: bool = True
     cost: str = "train"
+
+
+def _view(t: torch.Tensor, j: int) -> torch.Tensor:
+    """Image j of a batch for a sample view: a grey image as (H, W), as it always was; a colour image
+    keeps its channels (3, H, W)."""
+    return (t[j, 0] if t.shape[1] == 1 else t[j]).detach().cpu()
 
 
 def _stats(eps: float, pred: torch.Tensor, conf: torch.Tensor, y: torch.Tensor) -> SweepPoint:
@@ -130,7 +137,7 @@ def fgsm_sweep(
                 break
             preds, confs = [], []
             for s in range(0, n, step):
-                p, c = head_predict(model.head, model(perturb(x[s : s + step], direction[s : s + step], eps, clip)))
+                p, c = head_predict(model.head, model(perturb_sign(x[s : s + step], direction[s : s + step], eps, clip)))
                 preds.append(p)
                 confs.append(c)
             point = _stats(eps, torch.cat(preds), torch.cat(confs), y)
@@ -151,9 +158,9 @@ def fgsm_sweep(
                             index=int(i),
                             epsilon=float(eps),
                             label=int(y[i]),
-                            clean=xs[j, 0].detach().cpu(),
-                            sign=ds[j, 0].detach().cpu(),
-                            adversarial=xa[j, 0].detach().cpu(),
+                            clean=_view(xs, j),
+                            sign=_view(ds, j),
+                            adversarial=_view(xa, j),
                             clean_pred=int(cp[j]),
                             clean_conf=float(cc[j]),
                             adv_pred=int(ap[j]),

@@ -26,95 +26,21 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import Reading, TrainConfig
-from .attacks import fgsm_direction, gradient_sign, mask_generator, perturb
+from .attacks import fgsm_direction, gradient_sign, mask_generator, perturb, perturb_sign
 from .data import MNISTData, Split
-from .models import MaskDropout, head_loss
+from .heads import analytic_loss, head_loss
+from .models import MaskDropout
 from .sweep import evaluate, predict
+from .train_state import Cancelled, Diverged, TrainState, lr_at, make_optimizer, momentum_at
 
 Emit = Callable[[dict[str, Any]], None]
 MATRIX_EPS = 0.25  # the ε of the paper's FGSM numbers (P02, P09, P13, P14)
-
-
-class Cancelled(Exception):
-    """The run was asked to stop (Ctrl-C, SIGTERM, or cancel from the dashboard)."""
-
-
-class Diverged(Exception):
-    """The loss became NaN or infinite."""
-
-
-@dataclass
-class TrainState:
-    """Everything needed to continue training exactly where it stopped."""
-
-    epoch: int = 0  # epochs completed
-    step: int = 0
-    best_metric: float = math.inf
-    best_epoch: int = 0
-    best_state: dict | None = None
-    bad_epochs: int = 0
-    augmented: bool = False
-    history: list[dict] = field(default_factory=list)
-    # the recipe's second stage (train.continuation)
-    best_step: int = 0  # global step at the best epoch (its learning rate continues from there)
-    best_train_objective: float | None = None  # the training objective on the training split at the best epoch
-    phase: str = "train"  # "train" | "continuation"
-    cont_start_step: int = 0
-    cont_epochs: int = 0
-    cont_momentum: float | None = None
-    cont_done: bool = False
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainState":
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})  # checkpoints from before a field existed
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def momentum_at(cfg: TrainConfig, epoch: int) -> float:
-    """Linear ramp from ``momentum`` (epoch 1) to ``final_momentum`` (epoch ``momentum_saturate``)."""
-    if cfg.final_momentum is None:
-        return cfg.momentum
-    t = min(max(epoch - 1, 0) / max(cfg.momentum_saturate - 1, 1), 1.0)
-    return cfg.momentum + t * (cfg.final_momentum - cfg.momentum)
-
-
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    return max(cfg.lr * cfg.lr_decay**step, cfg.min_lr) if cfg.lr_decay < 1 else cfg.lr
-
-
-def analytic_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, form: str = "worst_case") -> torch.Tensor:
-    """Closed-form worst-case loss of a linear model under an L∞ perturbation of size ε.
-
-    ``form="seed"`` (binary only): the seed report's ζ(−y(wᵀx + b − ε‖w‖₁)), which shifts the logit
-    down by ε‖w‖₁ for both labels: the worst case for y = +1, the best case for y = −1."""
-    logits = model(x)
-    w = model.linear.weight
-    if model.head == "binary":
-        s = y.to(logits.dtype) * 2 - 1
-        z = logits.reshape(-1)
-        if form == "seed":
-            return F.softplus(-s * (z - eps * w.abs().sum())).mean()
-        return F.softplus(-(s * z - eps * w.abs().sum())).mean()  # ζ(−y(wᵀx + b) + ε‖w‖₁)
-    # softmax: z_c + ε‖w_c − w_y‖₁ for c ≠ y (0 for c = y)
-    diff = (w.unsqueeze(0) - w[y].unsqueeze(1)).abs().sum(dim=2)  # (N, C)
-    return F.cross_entropy(logits + eps * diff, y)
 
 
 class Trainer:
@@ -422,7 +348,7 @@ class Trainer:
                 direction = xg.grad.sign()
             else:
                 direction = gradient_sign(model, x, y)
-            adv = head_loss(head, model(perturb(x, direction, cfg.epsilon, cfg.clip)), y)
+            adv = head_loss(head, model(perturb_sign(x, direction, cfg.epsilon, cfg.clip)), y)
             ((1 - a) * adv).backward()
             return (a * clean + (1 - a) * adv).detach(), logits
         raise ValueError(f"unknown train mode {mode!r}")
@@ -437,7 +363,7 @@ class Trainer:
         out = {f"{name}_error": evaluate(self.model, split.x, split.y, batch_size=1000).error}
         if self.cfg.eval_adv:
             direction = fgsm_direction(self.model, split.x, split.y, batch_size=1000)
-            pred, _ = predict(self.model, perturb(split.x, direction, self.cfg.epsilon, self.cfg.clip), batch_size=1000)
+            pred, _ = predict(self.model, perturb_sign(split.x, direction, self.cfg.epsilon, self.cfg.clip), batch_size=1000)
             out[f"{name}_adv_error"] = float((pred != split.y).double().mean())
         return out
 

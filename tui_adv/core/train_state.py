@@ -1,0 +1,77 @@
+"""What a training run is at and how it goes on: :class:`TrainState` (saved in every checkpoint, with the
+fields of the recipe's second stage, ``train.continuation``), the optimiser with the momentum ramp and
+learning-rate decay that are read from the epoch and step in it, and the two exceptions that end a run
+early (:class:`Cancelled`, :class:`Diverged`). The loop that advances the state is
+:class:`~tui_adv.core.train.Trainer`, which re-exports these names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+
+
+class Cancelled(Exception):
+    """The run was asked to stop (Ctrl-C, SIGTERM, or cancel from the dashboard)."""
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training exactly where it stopped."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0
+    best_metric: float = math.inf
+    best_epoch: int = 0
+    best_state: dict | None = None
+    bad_epochs: int = 0
+    augmented: bool = False
+    history: list[dict] = field(default_factory=list)
+    # the recipe's second stage (train.continuation)
+    best_step: int = 0  # global step at the best epoch (its learning rate continues from there)
+    best_train_objective: float | None = None  # the training objective on the training split at the best epoch
+    phase: str = "train"  # "train" | "continuation"
+    cont_start_step: int = 0
+    cont_epochs: int = 0
+    cont_momentum: float | None = None
+    cont_done: bool = False
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainState":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})  # checkpoints from before a field existed
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(model.parameters())
+    # the fused kernel updates each parameter in one pass (momentum buffer and weights) instead of three;
+    # on CPU it computes exactly what the plain loop does (tests/test_perf_equivalence.py checks the bits)
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in params)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused or None)
+
+
+def momentum_at(cfg: TrainConfig, epoch: int) -> float:
+    """Linear ramp from ``momentum`` (epoch 1) to ``final_momentum`` (epoch ``momentum_saturate``)."""
+    if cfg.final_momentum is None:
+        return cfg.momentum
+    t = min(max(epoch - 1, 0) / max(cfg.momentum_saturate - 1, 1), 1.0)
+    return cfg.momentum + t * (cfg.final_momentum - cfg.momentum)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    return max(cfg.lr * cfg.lr_decay**step, cfg.min_lr) if cfg.lr_decay < 1 else cfg.lr
+
