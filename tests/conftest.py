@@ -40,6 +40,7 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory):
     mp.setenv("ADV_TUI_CACHE", str(base / "cache"))
     mp.setenv("ADV_TUI_DB", str(base / "default-runs.db"))
     mp.setenv("ADV_TUI_CHECKPOINTS", str(base / "checkpoints"))
+    mp.setenv("ADV_TUI_CONFIG", str(base / "config"))  # the dashboard's settings (theme)
     yield
     mp.undo()
 
@@ -170,3 +171,41 @@ def tiny_model():
 def cli():
     """Factory: ``cli(*args)`` runs ``python -m tui_adv.cli`` in a subprocess."""
     return run_cli
+
+
+# ------------------------------------------------------------------------------------------ PostgreSQL
+ENV_PG_URL = "ADV_TUI_TEST_PG_URL"  # a server the tests may create databases on (.ci/run starts one)
+ENV_REQUIRE_PG = "ADV_TUI_REQUIRE_PG"  # "1": fail instead of skipping when no server can be had (CI)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """URL of a real PostgreSQL server: ``$ADV_TUI_TEST_PG_URL``, else a throwaway cluster started for
+    this session (tests/pgcluster.py). Skipped only when the PostgreSQL binaries are absent."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import pgcluster
+
+    url = os.environ.get(ENV_PG_URL)
+    if url:
+        yield url
+        return
+    if pgcluster.binaries() is None:
+        reason = "PostgreSQL binaries (initdb) not installed and $ADV_TUI_TEST_PG_URL not set"
+        if os.environ.get(ENV_REQUIRE_PG) == "1":
+            pytest.fail(reason + f" (${ENV_REQUIRE_PG}=1)", pytrace=False)
+        pytest.skip(reason)
+    url, root = pgcluster.start()
+    try:
+        yield url
+    finally:
+        pgcluster.stop(root)
+
+
+@pytest.fixture
+def pg_db(pg_server):
+    """A fresh, empty database on the real server, dropped after the test."""
+    import pgcluster
+
+    url = pgcluster.create_database(pg_server)
+    yield url
+    pgcluster.drop_database(pg_server, url)

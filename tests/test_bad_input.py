@@ -247,6 +247,21 @@ def test_unknown_run_id(args, capsys, db):
 
 
 # ------------------------------------------------------------------------------------------ resume
+@pytest.mark.parametrize("rid, why", [("99", "no run with id 99"), ("1", "already completed")])
+def test_resume_without_headless_checks_before_opening_the_dashboard(rid, why, capsys, db, monkeypatch):
+    """``adv-tui resume ID`` (no --headless) refuses a run it cannot resume in one line, before any
+    terminal is taken over; a resumable one opens the dashboard with the resume requested."""
+    import tui_adv.tui.app as tui_app
+
+    opened = []
+    monkeypatch.setattr(tui_app, "run_app", lambda **kw: opened.append(kw))
+    check(capsys, db, ["resume", rid, "--db", str(db)], why)
+    assert opened == []
+    code, _out, err = _main(capsys, "resume", "2", "--db", str(db), "--device", "cpu")
+    assert code == 0, err
+    assert len(opened) == 1 and opened[0]["resume"] == (2, "cpu")
+
+
 def test_resume_completed_run(capsys, db):
     check(capsys, db, ["resume", "1", "--headless", "--db", str(db)], "already completed")
 

@@ -20,8 +20,21 @@ HEADLESS = [
     "tui_adv.catalog",
     "tui_adv.catalog.schema",
     "tui_adv.catalog.store",
+    "tui_adv.catalog.migrate",
+    "tui_adv.grid",
     "tui_adv.runner",
     "tui_adv.views",
+    "tui_adv.choices",
+    "tui_adv.services",
+    "tui_adv.services.runs",
+    "tui_adv.services.export",
+    "tui_adv.services.launch",
+    "tui_adv.services.scorecard",
+    "tui_adv.services.cancel",
+    "tui_adv.lifecycle",
+    "tui_adv.checkpoints",
+    "tui_adv.measure",
+    "tui_adv.run_sweep",
 ]
 CODE = """
 import importlib, json, pkgutil, sys

@@ -4,7 +4,7 @@ The synthetic catalogs hold what the reproduce suite writes: completed runs whos
 step key and whose ``profile`` is quick or paper, FGSM sweep points (``SweepPoint.as_dict`` rows),
 per-epoch metrics, and analysis runs carrying a ``summary_json`` shaped like the dicts of
 ``tui_adv.core.experiments``. Each claim gets a *planter*: values in the claim's own units (percent,
-R², yes/no) in, the rows that should produce exactly those values out. With it, for all 28 claims:
+R², yes/no) in, the rows that should produce exactly those values out. With it, for all 29 claims:
 the measured values are the planted ones, the paper's values PASS, one part just beyond its tolerance
 FAILs and just inside PASSes, a missing run gives NOT RUN, and ``direction`` flips where a claim has one.
 """
@@ -259,6 +259,8 @@ SPECS: dict[str, Spec] = {
                            "maxout_adv": RunSpec(points={0.0: pt(0.0, error=v["adversarial error"])})},
                 [{"maxout"}, {"maxout_adv"}], no={"naive error": 1.35, "adversarial error": 1.7}),
     "S07": Spec(_s07, [{"maxout_augment"}, {"maxout"}], extra={"_naive": 89.4}),
+    # CIFAR-10: read at ε = .1
+    "C01": Spec(lambda v: {"cifar10_conv_maxout": RunSpec(points={0.1: pt(0.1, error=v["error"], conf_wrong=v["confidence"])})}, [{"cifar10_conv_maxout"}]),
 }
 
 IDS = [c.id for c in CLAIMS]
@@ -300,7 +302,7 @@ def beyond(p: Part, inside: bool) -> float:
 
 # ------------------------------------------------------------------------------------------------ coverage
 def test_every_claim_has_a_synthetic_spec():
-    assert set(SPECS) == set(BY_ID) and len(BY_ID) == 28
+    assert set(SPECS) == set(BY_ID) and len(BY_ID) == 29
 
 
 def test_the_claims_with_a_direction_are_the_expected_ones():

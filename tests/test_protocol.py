@@ -308,12 +308,15 @@ def test_train_clip_off_trains_on_unclamped_examples(mnist_small):
     def spy(self, xb, yb):
         import tui_adv.core.train as tr
 
-        orig = tr.perturb
-        tr.perturb = lambda *a, **k: seen.append(a[3] if len(a) > 3 else k.get("clip", True)) or orig(*a, **k)
+        # the adversarial step perturbs through perturb_sign (the fused sign step) or perturb: watch both
+        origs = {name: getattr(tr, name) for name in ("perturb", "perturb_sign")}
+        for name, orig in origs.items():
+            setattr(tr, name, lambda *a, _o=orig, **k: seen.append(a[3] if len(a) > 3 else k.get("clip", True)) or _o(*a, **k))
         try:
             return real(self, xb, yb)
         finally:
-            tr.perturb = orig
+            for name, orig in origs.items():
+                setattr(tr, name, orig)
 
     for clip in (True, False):
         seen.clear()

@@ -377,7 +377,8 @@ def test_damaged_pages_stop_run_before_it_adds_a_row(db, capsys):
 # ------------------------------------------------------------------------------------------ 5 restart from epoch 0
 def test_a_run_stopped_before_its_first_checkpoint_resumes_from_epoch_0(tmp_path, mnist_root):
     from tui_adv.catalog import Store
-    from tui_adv.runner import Runner, checkpoint_file
+    from tui_adv.checkpoints import checkpoint_file
+    from tui_adv.runner import Runner
 
     store = Store(str(tmp_path / "runs.db"))
     ref, r = _completed_then_cancelled(store, mnist_root, lambda e: e["epoch"] == 1 and e["batch"] >= 3)
@@ -459,7 +460,7 @@ def test_the_password_is_never_shown(pg_url, db, capsys):
 
 
 def test_the_dashboard_and_its_children_never_show_the_password(tmp_path, monkeypatch):
-    from tui_adv.tui import model
+    from tui_adv.services import launch as model
     from tui_adv.tui.app import _label
 
     url = f"postgresql://me:{SECRET}@db.example/catalog"
@@ -522,7 +523,7 @@ def test_a_relative_checkpoint_dir_is_stored_absolute(tmp_path, mnist_root, caps
 
 
 def test_temp_files_of_killed_checkpoint_writes_are_cleaned_on_the_next_write(tmp_path):
-    from tui_adv.runner import STALE_TEMP_S, atomic_save
+    from tui_adv.checkpoints import STALE_TEMP_S, atomic_save
 
     ck = tmp_path / "ck"
     ck.mkdir()
@@ -565,12 +566,12 @@ def test_a_failed_run_says_so_once_on_one_line(tmp_path, mnist_root, capsys, mon
 
 
 def test_an_unexpected_exception_is_one_line_and_a_private_log(db, capsys, monkeypatch):
-    import tui_adv.cli as cli
+    import tui_adv.cli.runs as cli_runs
 
     def broken(*_a, **_k):
         raise RuntimeError(f"boom at postgresql://me:{SECRET}@host/db")
 
-    monkeypatch.setattr(cli, "_run_json", broken)
+    monkeypatch.setattr(cli_runs, "run_document", broken)
     code, _out, err = _main(capsys, "runs", "show", "1", "--db", str(db))
     assert code == 1
     lines = [x for x in err.splitlines() if x.strip()]
@@ -631,19 +632,19 @@ def test_a_version_2_catalog_gains_the_ownership_columns(db):
     store = Store(str(db))
     cols = [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(runs)")]
     assert {"pid_start", "claim_token"} <= set(cols)
-    assert sqlite3.connect(db).execute("SELECT version FROM schema_info").fetchone()[0] == SCHEMA_VERSION == 3
+    assert sqlite3.connect(db).execute("SELECT version FROM schema_info").fetchone()[0] == SCHEMA_VERSION
     assert [r.id for r in store.list_runs()] == [2, 1] and len(catalog_rows(db)["runs"]) == len(before)
 
 
 def test_a_second_ctrl_c_interrupts_only_while_the_run_works():
     """Chaos found it: a second SIGINT that arrived after the run had stopped raised KeyboardInterrupt
     while the process was recording its end or exiting (a traceback, or no final line)."""
-    import tui_adv.cli as cli
+    from tui_adv.cli.run import install_signal_handlers
 
     old = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     try:
         stop, working = threading.Event(), {"now": True}
-        cli._install_signal_handlers(stop, lambda: working["now"])
+        install_signal_handlers(stop, lambda: working["now"])
         handler = signal.getsignal(signal.SIGINT)
         handler(signal.SIGINT, None)
         assert stop.is_set()

@@ -115,7 +115,7 @@ def test_divergence_fails_the_run_with_a_reason(tmp_path, mnist_root, capsys):
 
 
 def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(tmp_path, monkeypatch):
-    from tui_adv.runner import atomic_save, load_checkpoint
+    from tui_adv.checkpoints import atomic_save, load_checkpoint
 
     path = tmp_path / "ck" / "run-1.pt"
     atomic_save({"epoch": 1, "w": torch.ones(3)}, path)
@@ -135,7 +135,7 @@ def test_atomic_save_keeps_the_old_checkpoint_when_writing_fails(tmp_path, monke
 def test_checkpoint_refuses_pickled_code(tmp_path):
     """Checkpoints are loaded with weights_only=True: a file carrying arbitrary objects is refused."""
     from tui_adv.errors import UserError
-    from tui_adv.runner import load_checkpoint
+    from tui_adv.checkpoints import load_checkpoint
 
     class Evil:
         def __reduce__(self):

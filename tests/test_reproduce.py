@@ -58,12 +58,10 @@ def test_only_selects_a_claims_steps_and_their_parents():
 
 
 def _fake_run(config: dict, summary: dict, run_id: int = 7):
-    class R:  # the two fields step_config reads from a catalog Run
-        pass
+    from tui_adv.catalog.schema import Run
 
-    r = R()
-    r.id, r.config_json, r.summary_json = run_id, json.dumps(config), json.dumps(summary)
-    return r
+    # a catalog row (not stored) with the two columns step_config reads
+    return Run(id=run_id, name="parent", experiment="parent", config_json=json.dumps(config), summary_json=json.dumps(summary))
 
 
 def test_retrain_config_takes_the_parents_recipe_without_validation_or_early_stopping():
@@ -91,7 +89,7 @@ def test_reproducer_runs_a_retrain_after_its_parent_and_reuses_both(tmp_path, mo
                 {**small, "train.epochs": 4, "data.validation": True, "train.early_stopping": {"metric": "valid_error", "patience": 1}}, claims=["P01"]),
         rp.Step("soft_full", retrain_of="soft_es", claims=["P01"]),
     ]
-    monkeypatch.setattr(rp, "suite", lambda profile: steps)
+    monkeypatch.setattr(rp.orchestrator, "suite", lambda profile: steps)
     store = Store(str(tmp_path / "runs.db"))
     events: list[dict] = []
     ids = rp.Reproducer(store, "quick", data_dir=str(mnist_root), device="cpu", emit=events.append).run()
@@ -118,7 +116,7 @@ def test_report_markdown_appends_the_discussion_file(tmp_path, capsys):
     code, out, err = main_in_process(capsys, "report", "--db", db, "--markdown", "--discussion", str(disc))
     assert code == 0, err
     assert out.startswith("# Reproduction report") and out.rstrip().endswith("- **P02**: under-trained maxout.")
-    assert "**0 PASS · 0 FAIL · 28 NOT RUN** of 28 claims." in out
+    assert "**0 PASS · 0 FAIL · 29 NOT RUN** of 29 claims." in out
     code, out, err = main_in_process(capsys, "report", "--db", db, "--discussion", str(disc))
     assert code == 2 and err.count("\n") == 1 and "--markdown" in err
     code, out, err = main_in_process(capsys, "report", "--db", db, "--markdown", "--discussion", str(tmp_path / "nope.md"))
@@ -187,7 +185,7 @@ def test_a_stopped_suite_continues_its_interrupted_step(tmp_path, monkeypatch, m
 
     small = {"data.train_limit": 600, "data.test_limit": 300, "sweep.epsilons": [0.0, 0.25], "sweep.samples": 0, "train.epochs": 3}
     steps = [rp.Step("soft", "softmax.toml", small, claims=["P01"])]
-    monkeypatch.setattr(rp, "suite", lambda profile: steps)
+    monkeypatch.setattr(rp.orchestrator, "suite", lambda profile: steps)
     store = Store(str(tmp_path / "runs.db"))
     cfg = rp.step_config(steps[0], "quick")
     stop = threading.Event()

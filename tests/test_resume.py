@@ -210,6 +210,40 @@ def test_cancelled_run_resumes_to_the_same_result(tmp_path, mnist_root):
     assert store.count_runs() == 2
 
 
+def test_a_resumed_runs_duration_leaves_out_the_time_it_sat_stopped(tmp_path, mnist_root, capsys):
+    """A run cancelled, left an hour (its end moved back an hour), then resumed: ``paused_s`` holds
+    that hour, and the duration everyone shows (``runs list``, ``runs show``, the JSON, the dashboard's
+    clock) is its running time, not the wall time since it first started."""
+    from datetime import timedelta
+
+    from _helpers import main_in_process
+    from tui_adv.catalog import Store
+    from tui_adv.cli.render import duration
+
+    store = Store(str(tmp_path / "runs.db"))
+
+    def cancel_in_epoch_2(e, stop):
+        if e["type"] == "batch" and e["epoch"] == 2 and e["batch"] == 5:
+            stop.set()
+
+    r, status = _run(store, _cfg(), mnist_root, cancel_in_epoch_2)
+    assert status == "cancelled"
+    run = store.get_run(r.run_id)
+    hour = timedelta(hours=1)
+    store.update_run(r.run_id, started_at=run.started_at - hour, finished_at=run.finished_at - hour, heartbeat_at=run.heartbeat_at - hour)
+    ran_before = store.get_run(r.run_id).active_seconds()
+    assert ran_before < 600
+    assert _resume(store, r.run_id, mnist_root) == "completed"
+    run = store.get_run(r.run_id)
+    wall = (run.finished_at - run.started_at).total_seconds()
+    assert 3600 <= run.paused_s < 3600 + 600 and wall >= 3600
+    assert run.active_seconds() == pytest.approx(wall - run.paused_s) and run.active_seconds() < 600
+    assert duration(run).count(":") == 1  # m:ss, not 1:0m:ss
+    code, out, _ = main_in_process(capsys, "runs", "export", str(r.run_id), "--db", str(tmp_path / "runs.db"))
+    doc = json.loads(out)
+    assert code == 0 and doc["duration_s"] == pytest.approx(run.active_seconds()) and doc["paused_s"] == pytest.approx(run.paused_s)
+
+
 def test_crashed_run_keeps_its_traceback_and_resumes(tmp_path, mnist_root):
     """A crash inside the runner stores error + traceback and status failed; a failed run that has a
     checkpoint can be resumed (after fixing whatever crashed it)."""

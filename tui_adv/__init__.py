@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 def load_model(run_id: int, db: str | None = None, *, device: str = "cpu"):
     """Return the trained ``torch.nn.Module`` of catalog run ``run_id`` (eval mode; [0,1] images → logits)."""
-    from .runner import load_model as _load
+    from .checkpoints import load_model as _load
 
     return _load(run_id, db, device=device)
 

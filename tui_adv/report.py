@@ -6,13 +6,14 @@ import json
 
 from .catalog.store import Store
 from .claims import OUT_OF_REACH, Result, matrix_rows
+from .config import dataset_of
 
 def _profile_runs(store: Store, results: list[Result]) -> list[str]:
     ids = sorted({i for r in results for i in r.runs})
     rows = []
     for run in store.list_runs(ids=ids, newest_first=False):
-        dur = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
-        rows.append(f"| {run.id} | {run.experiment} | {run.profile} | {run.device} | {'' if dur is None else f'{dur:.0f} s'} |")
+        dur = run.active_seconds() if run.finished_at else None
+        rows.append(f"| {run.id} | {run.experiment} | {dataset_of(run.config_json)} | {run.profile} | {run.device} | {'' if dur is None else f'{dur:.0f} s'} |")
     return rows
 
 
@@ -61,10 +62,12 @@ def _scorecard_lines(results: list[Result], level: str = "##") -> list[str]:
     return lines
 
 
-def markdown(store: Store, results: list[Result], discussion: str | None = None, sections: list[tuple[str, list[Result]]] | None = None) -> str:
-    """The scorecard, the details, what is out of reach, the runs, then ``discussion`` (hand-written
-    Markdown, appended as it is: it interprets the numbers above, so it is kept in a file next to them).
-    ``sections`` (profile, results): one scorecard per profile, in that order, instead of one."""
+def markdown(store: Store, results: list[Result], discussion: str | None = None, sections: list[tuple[str, list[Result]]] | None = None,
+             figures: list[str] | None = None) -> str:
+    """The scorecard, the details, the figures, what is out of reach, the runs, then ``discussion``
+    (hand-written Markdown, appended as it is: it interprets the numbers above, so it is kept in a file
+    next to them). ``sections`` (profile, results): one scorecard per profile, in that order, instead of
+    one. ``figures``: Markdown lines embedding the figures (:func:`tui_adv.figures.markdown_section`)."""
     lines = [
         "# Reproduction report",
         "",
@@ -80,11 +83,13 @@ def markdown(store: Store, results: list[Result], discussion: str | None = None,
             everything += rs
     else:
         lines += _scorecard_lines(results)
+    if figures:
+        lines += ["", *figures]
     lines += ["", "## Out of reach offline", ""]
     lines += [f"- {k}: {v}." for k, v in OUT_OF_REACH.items()]
     runs = _profile_runs(store, everything)
     if runs:
-        lines += ["", "## Runs", "", "| run | step | profile | device | time |", "| --- | --- | --- | --- | --- |", *runs]
+        lines += ["", "## Runs", "", "| run | step | dataset | profile | device | time |", "| --- | --- | --- | --- | --- | --- |", *runs]
     if discussion and discussion.strip():
         lines += ["", discussion.strip()]
     return "\n".join(lines) + "\n"

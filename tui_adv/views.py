@@ -25,23 +25,68 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PLOT_LOCK = threading.Lock()
 
 
-def _grid(data: bytes | Sequence[float], scale: float) -> list[list[float]]:
+IMAGE_SHAPES = {784: (1, 28, 28), 3072: (3, 32, 32)}  # a stored sample's bytes → (channels, height, width)
+
+
+def image_shape(data: bytes | Sequence[float] | None) -> tuple[int, int, int] | None:
+    """The shape of a stored sample image by its length: 784 grey 28×28 (the MNIST family), 3072 colour
+    32×32 (CIFAR-10, planes R, G, B); None for anything else (a damaged blob)."""
+    return None if data is None else IMAGE_SHAPES.get(len(data))
+
+
+def grey(data: bytes | Sequence[float]) -> list[float]:
+    """A colour image (3072 values, R, G, B planes) as its luminance (1024 values, ITU-R 601 weights);
+    a grey image as it is."""
+    if len(data) != 3072:
+        return list(data)
+    r, g, b = data[:1024], data[1024:2048], data[2048:]
+    return [0.299 * x + 0.587 * y + 0.114 * z for x, y, z in zip(r, g, b)]
+
+
+def grey_sign(sign: bytes | Sequence[int]) -> bytes:
+    """A colour sign image (stored 0/1/2 per channel) as one sign per pixel, the sign of the channels'
+    sum (stored 0/1/2 again); a grey sign image as it is."""
+    if len(sign) != 3072:
+        return bytes(sign)
+    out = bytearray(1024)
+    for i in range(1024):
+        t = int(sign[i]) + int(sign[1024 + i]) + int(sign[2048 + i]) - 3
+        out[i] = 2 if t > 0 else 0 if t < 0 else 1
+    return bytes(out)
+
+
+def colour_cells(data: bytes | Sequence[float], *, sign: bool = False) -> list[list[tuple[tuple[int, int, int], tuple[int, int, int]]]]:
+    """A colour image (3072 values, R, G, B planes of 32×32, 0..255) as 16 rows of 32 cells, each the
+    (top, bottom) pixel's RGB: drawn as '▀' with the top pixel as foreground and the bottom as background.
+    ``sign``: the stored 0/1/2 (−1/0/+1) of each channel shown as 0/128/255, so the perturbation's colour
+    is the direction it pushes each channel."""
+    if len(data) != 3072:
+        raise ValueError(f"a colour image has 3072 values (3×32×32), not {len(data)}")
+    level = (lambda v: (0, 128, 255)[min(max(int(v), 0), 2)]) if sign else (lambda v: int(round(min(max(float(v), 0.0), 255.0))))  # noqa: E731
+    px = [(level(data[i]), level(data[1024 + i]), level(data[2048 + i])) for i in range(1024)]
+    return [[(px[r * 32 + c], px[(r + 1) * 32 + c]) for c in range(32)] for r in range(0, 32, 2)]
+
+
+def _grid(data: bytes | Sequence[float], scale: float, side: int = 28) -> list[list[float]]:
     vals = [v / scale for v in data]
-    return [vals[r * 28 : (r + 1) * 28] for r in range(28)]
+    return [vals[r * side : (r + 1) * side] for r in range(side)]
 
 
 def halfblock(data: bytes | Sequence[float], *, scale: float = 255.0) -> list[str]:
-    """28×28 image (784 values, 0..scale) → 14 lines of 28 characters, two pixel rows per line.
+    """28×28 image (784 values, 0..scale) → 14 lines of 28 characters, two pixel rows per line (a
+    32×32 image, 1024 values, or a colour one, 3072, shown by its luminance: 16 lines of 32).
 
     Each cell shows the top and bottom pixel with the half-block glyphs (a pixel is "on" at ≥ .5); a
     cell with neither pixel on is shaded by its brighter pixel (▒ > .3, ░ > .08), so faint
     perturbations of the background stay visible.
     """
-    g = _grid(data, scale)
+    vals = grey(data)
+    side = 32 if len(vals) == 1024 else 28
+    g = _grid(vals, scale, side)
     lines = []
-    for r in range(0, 28, 2):
+    for r in range(0, side, 2):
         row = []
-        for c in range(28):
+        for c in range(side):
             top, bot = g[r][c], g[r + 1][c]
             t, b = top >= 0.5, bot >= 0.5
             if t and b:
@@ -58,13 +103,15 @@ def halfblock(data: bytes | Sequence[float], *, scale: float = 255.0) -> list[st
 
 
 def sign_image(sign: bytes) -> list[str]:
-    """Sign perturbation stored as 0/1/2 (−1/0/+1) → 14 lines: upper/lower pixel per cell."""
-    vals = list(sign)
+    """Sign perturbation stored as 0/1/2 (−1/0/+1) → 14 lines: upper/lower pixel per cell (a colour one:
+    the sign of its channels' sum, 16 lines of 32)."""
+    vals = list(grey_sign(sign))
+    side = 32 if len(vals) == 1024 else 28
     lines = []
-    for r in range(0, 28, 2):
+    for r in range(0, side, 2):
         row = []
-        for c in range(28):
-            t, b = vals[r * 28 + c] == 2, vals[(r + 1) * 28 + c] == 2
+        for c in range(side):
+            t, b = vals[r * side + c] == 2, vals[(r + 1) * side + c] == 2
             row.append("█" if t and b else "▀" if t else "▄" if b else " ")
         lines.append("".join(row))
     return lines

@@ -1,0 +1,60 @@
+"""``reproduce --plan``: every step with its parents and epochs, a calibrated estimate, nothing run."""
+
+from __future__ import annotations
+
+import json
+
+from tui_adv import reproduce as rp
+from tui_adv.plan import PlanStep, build_plan, makespan
+
+
+def _ps(key, s, parents=()):
+    return PlanStep(key=key, kind="train", parents=list(parents), claims=[], model="m", mode="clean", epochs=1, max_epochs=1,
+                    train_images=1, batch_size=1, sweep_readings=0, device="cpu", estimate_s=s)
+
+
+def test_makespan_is_the_list_schedule_of_the_scheduler():
+    steps = [_ps("a", 3.0), _ps("b", 1.0), _ps("c", 2.0, ["b"]), _ps("d", 1.0, ["a", "c"])]
+    assert makespan(steps, 1) == 7.0
+    assert makespan(steps, 2) == 4.0  # a ‖ (b, c), then d after both
+    assert makespan(steps, 8) == 4.0
+
+
+def test_plan_lists_every_selected_step_with_parents_and_writes_nothing(tmp_path, monkeypatch, mnist_root):
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan("quick", only=["P08"], device="cpu", data_dir=str(mnist_root))
+    keys = [s.key for s in plan.steps]
+    assert keys == [s.key for s in rp.Reproducer.__new__(rp.Reproducer)._select(rp.suite("quick"), ["P08"])]
+    by = {s.key: s for s in plan.steps}
+    assert by["maxout1600_adv@s0"].kind == "retrain" and by["maxout1600_adv@s0"].parents == ["maxout1600_adv_es@s0"]
+    es = by["maxout1600_adv_es@s0"]
+    assert es.kind == "train" and es.epochs == 3 and es.train_images == 10_000 and es.mode == "adversarial" and es.device == "cpu"
+    assert all(s.estimate_s > 0 for s in plan.steps) and plan.calibration_s > 0
+    assert plan.total_estimate_s >= plan.makespan_estimate_s > 0
+    assert json.loads(plan.to_json())["steps"][0]["key"] == keys[0]
+    assert not list(tmp_path.iterdir())  # no catalog, no checkpoint
+
+
+def test_plan_image_counts_follow_the_data_config(mnist_root):
+    plan = build_plan("quick", only=["P03"], device="cpu", data_dir=str(mnist_root))
+    (step,) = plan.steps
+    assert step.key == "logreg_3v7" and step.train_images == 6131 + 6265  # the 3s and the 7s of the 60k
+
+
+def test_cli_plan_json_prints_every_step_and_runs_nothing(cli, tmp_path):
+    db = tmp_path / "runs.db"
+    proc = cli("reproduce", "--profile", "quick", "--only", "P01,P08", "--plan", "--json", "--jobs", "2", "--device", "cpu", "--db", str(db))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    want = [s.key for s in rp.Reproducer.__new__(rp.Reproducer)._select(rp.suite("quick"), ["P01", "P08"])]
+    assert [s["key"] for s in out["steps"]] == want
+    assert out["device"] == "cpu" and out["jobs"] == 2 and out["threads"] >= 1
+    assert all({"parents", "epochs", "estimate_s", "kind"} <= set(s) for s in out["steps"])
+    assert not db.exists()
+    table = cli("reproduce", "--only", "P01", "--plan", "--device", "cpu", "--db", str(db))
+    assert table.returncode == 0 and "softmax" in table.stdout and "estimated total" in table.stderr
+
+
+def test_cli_jobs_must_be_at_least_one(cli):
+    proc = cli("reproduce", "--jobs", "0", "--plan")
+    assert proc.returncode == 2 and "--jobs" in proc.stderr and "Traceback" not in proc.stderr
