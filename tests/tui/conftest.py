@@ -15,8 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
-def _utc_local_time(monkeypatch):
-    """'started' columns show local time: pin it, so snapshots are the same on every machine."""
+def _utc_local_time(monkeypatch, tmp_path):
+    """'started' columns show local time: pin it, so snapshots are the same on every machine; each
+    test has its own settings file, so a theme one test chose never reaches another's snapshot."""
+    monkeypatch.setenv("ADV_TUI_CONFIG", str(tmp_path / "adv-tui-config"))
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     yield

@@ -26,3 +26,15 @@ def test_each_reading_is_one_curve_and_mask_draws_are_averaged():
     assert len(pts) == 1 and pts[0].error == pytest.approx(0.62) and pts[0].accuracy == pytest.approx(0.38)
     assert by_short["eval+noclip"][0] == "true labels, unclipped"
     assert [p.epsilon for p in by_short["eval+clip"][1]] == [0.0, 0.25]
+
+
+def test_the_live_sweep_counter_counts_epsilons_not_readings():
+    """The live screen's 'sweep k/n ε': k is how many ε the readings reached (it counted mask draws, so a
+    sweep half done read 'sweep 1/12')."""
+    from tui_adv.tui.model import sweep_done
+
+    eps = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25]
+    sweep = {("fgsm", "eval+clip"): {0: {e: object() for e in eps}},
+             ("fgsm", "dropout+clip"): {m: {e: object() for e in eps[:4]} for m in range(3)}}
+    assert sweep_done(sweep) == 6
+    assert sweep_done({}) == 0

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import types
 
 import pytest
 from textual.widgets import DataTable, Input, Static
@@ -225,8 +224,22 @@ async def test_export_from_detail(make, seeded, until, tmp_path):
         box.value = str(out)
         await pilot.press("enter")
         await until(pilot, lambda: out.exists(), timeout=30)
+        detail = app.screen
+        await until(pilot, lambda: len(detail.saved) == 3, timeout=60)
     head = out.read_text().splitlines()[0]
     assert head == "run_id,table,attack,labels,key,step,epsilon,value"
+    # the screen's charts beside the export, as PNG
+    assert detail.saved[1:] == [tmp_path / "export-accuracy.png", tmp_path / "export-training.png"]
+    _assert_png(detail.saved[1], min_width=600)
+    _assert_png(detail.saved[2], min_width=900)
+
+
+def _assert_png(path, min_width: int) -> None:
+    from matplotlib.image import imread
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = imread(path)
+    assert img.shape[1] >= min_width and float(img[..., :3].std()) > 0.05  # drawn, not blank
 
 
 async def test_cancel_sends_sigterm_after_confirmation(make, seeded, until):
@@ -253,9 +266,30 @@ async def test_cancel_sends_sigterm_after_confirmation(make, seeded, until):
             proc.kill()
 
 
+async def test_cancel_of_a_run_on_another_host_goes_through_the_catalog(make, seeded, until):
+    """`x` on a run whose process is on another host: after confirmation the cancel request is stored on
+    the row (its runner polls it there); nothing is signalled here."""
+    from tui_adv.catalog.schema import utcnow
+
+    store, _ids = seeded
+    run = store.create_run(name="remote", experiment="softmax", config_json="{}", status="running", pid=os.getpid(), host="gpu-7.example",
+                           heartbeat_at=utcnow())  # fmt: skip
+    app = make(poll=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await home(pilot, until)
+        table = app.screen.query_one("#runs-table", DataTable)
+        table.move_cursor(row=table.get_row_index(str(run.id)))
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "gpu-7.example" in str(app.screen.query_one("#confirm-question", Static).render())
+        await pilot.press("y")
+        await until(pilot, lambda: any("cancel requested in the catalog" in n.message for n in app._notifications))
+    assert store.get_run(int(run.id)).cancel_requested_at is not None  # and this process (its pid) is still here
+
+
 # ------------------------------------------------------------------------------------------ compare
 @pytest.mark.parametrize("size", SIZES)
-async def test_compare_selected_runs(make, seeded, until, size):
+async def test_compare_selected_runs(make, seeded, until, size, tmp_path, monkeypatch):
     _store, ids = seeded
     app = make()
     async with app.run_test(size=size) as pilot:
@@ -273,12 +307,21 @@ async def test_compare_selected_runs(make, seeded, until, size):
         cmp = app.screen
         assert cmp.query_one("#compare-legend", DataTable).row_count == 2
         sweep = cmp.query_one("#cmp-sweep", Chart).series
-        assert {s.label for s in sweep} == {f"#{ids['maxout']}", f"#{ids['softmax']}"}
+        # each run labelled by id and name (the names differ, so no config values are added)
+        assert {s.label for s in sweep} == {f"#{ids['maxout']} maxout", f"#{ids['softmax']} softmax"}
         colours = {s.label: s.colour for s in sweep}
-        assert colours[f"#{ids['maxout']}"] != colours[f"#{ids['softmax']}"]
+        assert colours[f"#{ids['maxout']} maxout"] != colours[f"#{ids['softmax']} softmax"]
         diff = cmp.query_one("#compare-diff", DataTable)
         keys = [str(diff.get_row_at(i)[0]) for i in range(diff.row_count)]
         assert "model.kind" in keys and "name" in keys and "train.epochs" not in keys
+        if size == SIZES[0]:  # `e`: the comparison's charts as PNG, in the working directory
+            monkeypatch.chdir(tmp_path)
+            await pilot.press("e")
+            await until(pilot, lambda: len(cmp.saved) == 2, timeout=60)
+            stem = 'compare-' + '-'.join(str(i) for i in sorted((ids['maxout'], ids['softmax'])))
+            assert cmp.saved == [tmp_path / f"{stem}-accuracy.png", tmp_path / f"{stem}-training.png"]
+            for f in cmp.saved:
+                _assert_png(f, min_width=600)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
         await pilot.press("escape", "escape")
@@ -289,7 +332,7 @@ async def test_compare_selected_runs(make, seeded, until, size):
 @pytest.mark.parametrize("size", SIZES)
 async def test_launch_form_builds_overrides_and_spawns(make, until, monkeypatch, size):
     from tui_adv.tui import app as app_mod
-    from tui_adv.tui.model import Launched
+    from tui_adv.services.launch import Launched
 
     calls = []
 
@@ -366,22 +409,26 @@ async def test_help_quit_and_palette_commands(make, until):
         await until(pilot, lambda: not app.is_running)
 
 
-async def test_scorecard_without_and_with_claims_module(make, seeded, until, monkeypatch):
+async def test_scorecard_reads_the_claims_module(make, seeded, until, monkeypatch):
+    """The screen shows :func:`tui_adv.claims.scorecard` (through services.scorecard); enter opens the
+    runs behind a row, or says there are none."""
+    from tui_adv.claims import CLAIMS, Result
+    from tui_adv.services import scorecard as service
+
     _store, ids = seeded
     app = make()
-    monkeypatch.setitem(sys.modules, "tui_adv.claims", None)  # import fails: no module yet
     async with app.run_test(size=(120, 30)) as pilot:
         await home(pilot, until)
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, ScorecardScreen) and app.screen.loaded)
-        assert "no scorecard yet: run `adv-tui reproduce`" in static_text(app.screen, "#scorecard-note")
+        assert app.screen.query_one(DataTable).row_count == len(CLAIMS)  # the real claims, none measured here
+        assert "nothing measured yet: run `adv-tui reproduce`" in static_text(app.screen, "#scorecard-note")
         await pilot.press("q")
-        fake = types.ModuleType("tui_adv.claims")
-        fake.compute_scorecard = lambda store: [
-            {"claim": "P01", "paper": 0.999, "measured": 0.9981, "verdict": "pass", "run_ids": [ids["softmax"]]},
-            {"claim": "P02", "paper": 0.894, "measured": None, "verdict": "missing", "run_ids": []},
+        results = [
+            Result("P01", "softmax", "quick", "0.1%", "0.2%", "PASS", "yes", [ids["softmax"]]),
+            Result("P02", "maxout", None, "89.4%", "—", "NOT RUN", None, []),
         ]
-        monkeypatch.setitem(sys.modules, "tui_adv.claims", fake)
+        monkeypatch.setattr(service, "scorecard", lambda store, profiles=None: results)
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, ScorecardScreen) and app.screen.loaded)
         table = app.screen.query_one(DataTable)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ CONFIGS = Path(__file__).parent / "configs"
 @pytest.fixture
 def snap_app(make, monkeypatch):
     monkeypatch.setattr("tui_adv.tui.screens.launch.gpu_hint", lambda: "no GPU detected: auto uses cpu")
-    monkeypatch.setitem(sys.modules, "tui_adv.claims", None)
     return make(config_dirs=[CONFIGS], liveness_interval=3600)
 
 
@@ -124,6 +122,7 @@ def test_snapshot_launch(snap_compare, snap_app):
         await pilot.press("l")
         await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
         await pilot.press("down")  # softmax
+        await wait_for(pilot, lambda: app.screen.data_ok is not None, timeout=60)  # the data check has answered
         await pilot.pause(0.2)
 
     assert snap_compare(snap_app, terminal_size=(160, 48), run_before=run_before)

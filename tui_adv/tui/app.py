@@ -25,13 +25,15 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from ..catalog.schema import Run
+from ..choices import ACTIVE
 from ..catalog.store import READER_LOCK_WAIT_S, Store
 from ..errors import UserError
 from ..safe import printable, redact_url
 from .safe_text import escaped
 from .feed import sleep_unless_cancelled
 from .messages import CatalogProblem, CatalogUpdate
-from .model import Clock, Launched, STATUS_FILTERS, real_clock, spawn_run
+from ..services.launch import Launched, spawn_resume, spawn_run
+from .model import Clock, STATUS_FILTERS, real_clock, resumable
 
 POLL_INTERVAL_S = 0.5  # at most 2 catalog refreshes a second
 LIVENESS_INTERVAL_S = 5.0
@@ -92,6 +94,7 @@ class AdvApp(App):
         *,
         data_dir: str | None = None,
         launch: tuple[str, list[str], str | None] | None = None,
+        resume: tuple[int, str | None] | None = None,
         clock: Clock | None = None,
         poll_interval: float = POLL_INTERVAL_S,
         liveness_interval: float = LIVENESS_INTERVAL_S,
@@ -104,6 +107,7 @@ class AdvApp(App):
         self.catalog_label = catalog_label or _label(store.url)
         self.data_dir = data_dir
         self.launch_request = launch
+        self.resume_request = resume  # (run id, device) from `adv-tui resume ID` without --headless
         self.clock: Clock = clock or real_clock
         self.poll_interval = max(poll_interval, 0.05)
         self.liveness_interval = liveness_interval
@@ -122,6 +126,12 @@ class AdvApp(App):
     # ------------------------------------------------------------------------------------------ setup
     def on_mount(self) -> None:
         from .screens.runs import RunsScreen
+        from .settings import load_settings, save_setting
+
+        theme = load_settings().get("theme")
+        if isinstance(theme, str) and theme in self.available_themes:
+            self.theme = theme  # the theme chosen last time (ctrl+p → themes)
+        self.theme_changed_signal.subscribe(self, lambda t: save_setting("theme", t.name))
 
         self.push_screen(RunsScreen())
         if self.poll_enabled:
@@ -129,6 +139,13 @@ class AdvApp(App):
         if self.launch_request:
             config, overrides, device = self.launch_request
             self.launch_run(config, overrides, device)
+        if self.resume_request:
+            run_id, device = self.resume_request
+            run = self.store.get_run(run_id)
+            if run is None:
+                self.notify(f"run {run_id} is not in this catalog", severity="error")
+            else:
+                self.resume_run(run, device=device)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield SystemCommand("Launch a run", "pick a config, edit epochs/ε/α/device/seed and start it (l)", self.action_launch)
@@ -212,6 +229,13 @@ class AdvApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:  # noqa: ARG002
+        """On a form (the Launch screen, dialogs with fields) the one-letter global keys do nothing, even
+        with focus on its list or a button: a letter typed there is never taken as a command."""
+        if action in ("launch", "compare", "scorecard", "filter") and getattr(self.screen, "FORM", False):
+            return False
+        return True
+
     def action_launch(self) -> None:
         from .screens.launch import LaunchScreen
 
@@ -241,7 +265,7 @@ class AdvApp(App):
 
     def clear_selection(self) -> None:
         self.selected.clear()
-        for screen in self.screen_stack:
+        for screen in list(self.screen_stack):
             refresh = getattr(screen, "selection_changed", None)
             if refresh:
                 refresh()
@@ -274,25 +298,54 @@ class AdvApp(App):
         self.call_from_thread(self._push_run, run, detail)
 
     def _push_run(self, run: Run, detail: bool | None) -> None:
+        if detail is None:
+            detail = run.status not in ACTIVE
+        self.show_run(int(run.id), run, detail=detail)
+
+    def show_run(self, run_id: int, run: Run | None, *, detail: bool, replace: bool = False) -> None:
+        """The one place that routes to a run's screens: its detail or its live screen, pushed, or in
+        place of the current one (``replace``: the live ↔ detail switch), so the two screens never
+        import each other."""
         from .screens.detail import RunDetailScreen
         from .screens.live import LiveRunScreen
 
-        if detail is None:
-            detail = run.status not in ("queued", "running")
-        self.push_screen(RunDetailScreen(int(run.id), run=run) if detail else LiveRunScreen(int(run.id), run=run))
+        screen = RunDetailScreen(run_id, run=run) if detail else LiveRunScreen(run_id, run=run)
+        if replace:
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
 
-    def launch_run(self, config: str, overrides: list[str], device: str | None) -> Launched | None:
+    def launch_run(self, config: str, overrides: list[str], device: str | None, *, data_dir: str | None = None) -> Launched | None:
         """Start a headless run process and show its live screen."""
         from .screens.live import LiveRunScreen
 
         try:
-            launched = spawn_run(config, overrides, db_url=self.store.url, data_dir=self.data_dir, device=device)
+            launched = spawn_run(config, overrides, db_url=self.store.url, data_dir=data_dir or self.data_dir, device=device)
         except OSError as e:
             self.notify(f"cannot start the run: {e}", severity="error")
             return None
         self.launched[launched.pid] = launched
         self.notify(f"started {Path(config).name} (pid {launched.pid}); it keeps running if you quit", title="run launched")
         self.push_screen(LiveRunScreen(None, launched=launched))
+        return launched
+
+
+    def resume_run(self, run: Run, device: str | None = None) -> Launched | None:
+        """Continue a stopped run from its checkpoint in a headless child and follow it live."""
+        from .screens.live import LiveRunScreen
+
+        if not resumable(run):
+            why = "its checkpoint file is missing" if run.status in ("interrupted", "cancelled", "failed") else f"it is {run.status}"
+            self.notify(f"run {run.id} cannot be resumed: {why}", severity="warning")
+            return None
+        try:
+            launched = spawn_resume(int(run.id), db_url=self.store.url, data_dir=self.data_dir, device=device)
+        except OSError as e:
+            self.notify(f"cannot start the resume: {e}", severity="error")
+            return None
+        self.launched[launched.pid] = launched
+        self.notify(f"resuming run {run.id} from its checkpoint (pid {launched.pid}); it keeps running if you quit", title="run resumed")
+        self.push_screen(LiveRunScreen(int(run.id), launched=launched))
         return launched
 
 
@@ -320,9 +373,14 @@ def _label(url: str) -> str:
     return redact_url(url)
 
 
-def run_app(db: str | None = None, data_dir: str | None = None, launch: tuple[str, list[str], str | None] | None = None) -> None:
-    """Entry point of ``adv-tui`` (and of ``adv-tui run CONFIG`` without ``--headless``)."""
-    app = make_app(db=db, data_dir=data_dir, launch=launch)
+def run_app(
+    db: str | None = None,
+    data_dir: str | None = None,
+    launch: tuple[str, list[str], str | None] | None = None,
+    resume: tuple[int, str | None] | None = None,
+) -> None:
+    """Entry point of ``adv-tui`` (and of ``adv-tui run CONFIG`` / ``resume ID`` without ``--headless``)."""
+    app = make_app(db=db, data_dir=data_dir, launch=launch, resume=resume)
     try:
         app.run()
     finally:

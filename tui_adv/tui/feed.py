@@ -8,7 +8,7 @@ from ..catalog.schema import ACTIVE, Run
 from ..catalog.store import Store
 from ..errors import UserError
 from .messages import RunDelta
-from .model import Launched
+from ..services.launch import Launched
 
 
 def sleep_unless_cancelled(worker, seconds: float) -> None:  # noqa: ANN001
@@ -19,6 +19,41 @@ def sleep_unless_cancelled(worker, seconds: float) -> None:  # noqa: ANN001
         if left <= 0:
             return
         time.sleep(min(left, 0.05))
+
+
+def launch_cause(output: str) -> str:
+    """The one line that says why a child failed: its ``adv-tui: error: …`` line, else its last line."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.startswith("adv-tui:"):
+            return ln.removeprefix("adv-tui: error: ").removeprefix("adv-tui: ")
+    return lines[-1] if lines else ""
+
+
+def record_launch_failure(store: Store, argv: list[str], cause: str) -> int:
+    """A ``failed`` row for a launch whose process exited before it created its run (no data, a bad
+    config): the history keeps the attempt and its cause. Returns the row's id."""
+    import json
+    import socket
+    from pathlib import Path
+
+    from ..catalog.schema import utcnow
+
+    config = argv[argv.index("run") + 1] if "run" in argv[:-1] else "?"
+    overrides = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--set"]
+    name, experiment = Path(config).stem or "run", Path(config).stem or "run"
+    config_json = json.dumps({"config": config, "overrides": overrides})
+    try:
+        from ..config import load_config
+
+        cfg = load_config(config, overrides)
+        name, experiment, config_json = cfg.name, cfg.experiment, cfg.to_json()
+    except Exception:  # noqa: BLE001 - the config itself may be what failed
+        pass
+    now = utcnow()
+    run = store.create_run(name=name, experiment=experiment, config_json=config_json, status="failed", error=f"did not start: {cause}",
+                           created_at=now, started_at=now, finished_at=now, host=socket.gethostname())
+    return int(run.id)
 
 
 class RunFeed:
@@ -41,12 +76,16 @@ class RunFeed:
         self.artifacts_loaded = False
         self.last_status: str | None = None
         self.finished_polls = 0
+        # a launched process has taken its run row (a new run: it created it; a resume: it claimed the
+        # stopped row, which until then still reads cancelled/interrupted/failed)
+        self.claimed = launched is None
 
     def _resolve(self) -> RunDelta | None:
         assert self.launched is not None
         for r in self.store.list_runs(limit=50):
             if r.pid == self.launched.pid and r.created_at is not None:
                 self.run_id = int(r.id)
+                self.claimed = True
                 return None
         code = self.launched.exited()
         if code is not None:
@@ -54,10 +93,41 @@ class RunFeed:
             for r in self.store.list_runs(limit=50):
                 if r.pid == self.launched.pid:
                     self.run_id = int(r.id)
+                    self.claimed = True
                     return None
-            tail = self.launched.log_tail() or "(no output)"
-            return RunDelta(run=None, launch_error=f"the run process exited with code {code} before it started:\n{tail}\n(log: {self.launched.log_path})")
+            return self._launch_failed(code)
         return RunDelta(run=None)
+
+    def _launch_failed(self, code: int) -> RunDelta:
+        tail = self.launched.log_tail() or "(no output)"
+        cause = launch_cause(tail) or f"the run process exited with code {code}"
+        delta = RunDelta(run=None, launch_error=f"the run process exited with code {code} before it started:\n{tail}\n(log: {self.launched.log_path})")
+        delta.error = cause
+        if self.run_id is None:  # a new run: leave a failed row with the cause in the history
+            try:
+                self.run_id = record_launch_failure(self.store, self.launched.argv, cause)
+            except Exception:  # noqa: BLE001 - an unwritable catalog: the screen still shows the cause
+                pass
+        return delta
+
+    def _await_claim(self) -> RunDelta | None:
+        """A resume: None once the child owns the row (its pid on it), else a waiting or failed delta."""
+        try:
+            run = self.store.get_run(self.run_id)
+        except UserError as e:
+            return RunDelta(run=None, error=str(e))
+        if run.pid == self.launched.pid and run.status in ACTIVE:
+            self.claimed = True
+            return None
+        code = self.launched.exited()
+        if code is None:
+            return RunDelta(run=None)
+        time.sleep(0.2)
+        run = self.store.get_run(self.run_id)
+        if run.pid == self.launched.pid:  # it ran and already ended: show what it did
+            self.claimed = True
+            return None
+        return self._launch_failed(code)
 
     @property
     def done(self) -> bool:
@@ -67,6 +137,10 @@ class RunFeed:
     def poll(self) -> RunDelta:
         if self.run_id is None:
             pending = self._resolve()
+            if pending is not None:
+                return pending
+        elif not self.claimed:
+            pending = self._await_claim()
             if pending is not None:
                 return pending
         assert self.run_id is not None

@@ -1,49 +1,46 @@
-"""Pure helpers for the dashboard: formatting, config discovery, launching runs, run colours.
+"""Pure helpers for the dashboard: formatting, status glyphs, run colours, the launch form's parsing,
+config diffs. (What the dashboard *does* to runs, launching and exporting them, is in
+:mod:`tui_adv.services`.)
 
 Nothing here imports textual, so it is cheap to test and safe to call from worker threads.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
-import tomllib
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
-from ..catalog.schema import Run
+from ..catalog.schema import Run, as_utc
+from ..choices import ACTIVE, FINISHED, RunStatus
+from ..lifecycle import epoch_fraction
 
 Clock = Callable[[], datetime]
 
 STATUS_GLYPH = {
-    "queued": "◌",
-    "running": "●",
-    "completed": "✓",
-    "failed": "✗",
-    "cancelled": "■",
-    "interrupted": "!",
+    RunStatus.QUEUED: "◌",
+    RunStatus.RUNNING: "●",
+    RunStatus.COMPLETED: "✓",
+    RunStatus.FAILED: "✗",
+    RunStatus.CANCELLED: "■",
+    RunStatus.INTERRUPTED: "!",
 }
 STATUS_STYLE = {
-    "queued": "dim",
-    "running": "bold green",
-    "completed": "",
-    "failed": "bold red",
-    "cancelled": "yellow",
-    "interrupted": "bold dark_orange",
+    RunStatus.QUEUED: "dim",
+    RunStatus.RUNNING: "bold green",
+    RunStatus.COMPLETED: "",
+    RunStatus.FAILED: "bold red",
+    RunStatus.CANCELLED: "yellow",
+    RunStatus.INTERRUPTED: "bold dark_orange",
 }
 STATUS_FILTERS: list[tuple[str, tuple[str, ...] | None]] = [
     ("all", None),
-    ("active", ("queued", "running")),
-    ("completed", ("completed",)),
-    ("failed", ("failed",)),
-    ("cancelled", ("cancelled",)),
-    ("interrupted", ("interrupted",)),
+    ("active", ACTIVE),
+    *((s.value, (s,)) for s in FINISHED),  # completed, failed, cancelled, interrupted
 ]
 
 # stable per-run colours (colour-blind friendly-ish, readable on dark and light backgrounds)
@@ -71,10 +68,7 @@ def hex_colour(rgb: tuple[int, int, int]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ time
-def utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+utc = as_utc  # a stored time as UTC-aware (the catalog's one helper)
 
 
 def real_clock() -> datetime:
@@ -91,11 +85,7 @@ def fmt_seconds(s: float | None) -> str:
 
 
 def elapsed_s(run: Run, now: datetime) -> float | None:
-    start = utc(run.started_at)
-    if start is None:
-        return None
-    end = utc(run.finished_at) or now
-    return max(0.0, (end - start).total_seconds())
+    return run.active_seconds(now)  # less the time a resumed run sat stopped
 
 
 def duration(run: Run, now: datetime) -> str:
@@ -104,7 +94,7 @@ def duration(run: Run, now: datetime) -> str:
 
 def eta_s(run: Run, now: datetime) -> float | None:
     """Remaining time from the overall progress so far (linear extrapolation)."""
-    if run.status != "running" or not run.progress or run.progress <= 0.005:
+    if run.status != RunStatus.RUNNING or not run.progress or run.progress <= 0.005:
         return None
     el = elapsed_s(run, now)
     if el is None:
@@ -132,7 +122,7 @@ def progress_bar(p: float, width: int = 8) -> str:
 
 def phase_text(run: Run) -> str:
     """'train 3/10' / 'sweep' / '' for the live marker."""
-    if run.status not in ("running", "queued"):
+    if run.status not in ACTIVE:
         return ""
     if run.phase == "train":
         return f"epoch {min(run.epoch + 1, run.epochs)}/{run.epochs}" if run.epochs else "train"
@@ -142,81 +132,15 @@ def phase_text(run: Run) -> str:
 
 
 def batch_fraction(run: Run, cfg: dict | None) -> float | None:
-    """Fraction of the current epoch done, derived from the row's overall progress."""
+    """Fraction of the current epoch done, decoded from the row's overall progress (the runner's
+    encoding: :func:`tui_adv.lifecycle.epoch_fraction`)."""
     if run.phase != "train" or not run.epochs:
         return None
     sweep_on = bool(((cfg or {}).get("sweep") or {}).get("enabled", True))
-    share = 0.9 if sweep_on else 1.0
-    done = min(1.0, (run.progress or 0.0) / share) * run.epochs
-    return min(max(done - run.epoch, 0.0), 1.0)
+    return epoch_fraction(run.progress, run.epoch, run.epochs, sweep_on)
 
 
-# ------------------------------------------------------------------------------------------ configs
-def config_dirs() -> list[Path]:
-    """Where the Launch screen looks for configs: ./configs, then the repo's configs/."""
-    out: list[Path] = []
-    for d in (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs"):
-        if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:
-            out.append(d)
-    return out
-
-
-@dataclass
-class ConfigInfo:
-    path: Path
-    name: str
-    description: str = ""
-    claims: list[str] = field(default_factory=list)
-    experiment: str = ""
-    epochs: int | None = None
-    epsilons: list[float] | None = None
-    alpha: float | None = None
-    mode: str = "clean"
-    device: str = "auto"
-    seed: int = 0
-    profile: str | None = None
-    model: str = ""
-    error: str | None = None
-
-
-def read_config_info(path: Path) -> ConfigInfo:
-    """Describe a config file for the picker; a broken file is listed with its error, not hidden."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        return ConfigInfo(path=path, name=path.stem, error=f"cannot read: {e}")
-    train = raw.get("train") or {}
-    sweep = raw.get("sweep") or {}
-    eps = sweep.get("epsilons")
-    return ConfigInfo(
-        path=path,
-        name=str(raw.get("name") or path.stem),
-        description=str(raw.get("description") or ""),
-        claims=[str(c) for c in raw.get("claims") or []],
-        experiment=str(raw.get("experiment") or ""),
-        epochs=train.get("epochs", 10),
-        epsilons=[float(e) for e in eps] if isinstance(eps, list) else [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3],
-        alpha=train.get("alpha", 0.5),
-        mode=str(train.get("mode", "clean")),
-        device=str(raw.get("device", "auto")),
-        seed=int(raw.get("seed", 0) or 0),
-        profile=raw.get("profile"),
-        model=str((raw.get("model") or {}).get("kind", "")),
-    )
-
-
-def list_configs(dirs: Iterable[Path] | None = None) -> list[ConfigInfo]:
-    seen: set[str] = set()
-    out = []
-    for d in dirs if dirs is not None else config_dirs():
-        for p in sorted(d.glob("*.toml")):
-            if p.name in seen:
-                continue
-            seen.add(p.name)
-            out.append(read_config_info(p))
-    return out
-
-
+# ------------------------------------------------------------------------------------------ launch form
 def parse_eps_list(text: str) -> list[float]:
     """'0, .05, .1' or '[0, 0.05]' → [0.0, 0.05, 0.1]; raises ValueError with a readable message."""
     body = text.strip().strip("[]")
@@ -251,86 +175,78 @@ def gpu_hint() -> str:
     return "no GPU detected: auto uses cpu"
 
 
-# ------------------------------------------------------------------------------------------ launching
-def launch_log_dir() -> Path:
-    from ..core.data import cache_dir
+# ------------------------------------------------------------------------------------------ launch estimates
+def _train_images(cfg: dict) -> int:
+    data = cfg.get("data") or {}
+    n = 60000 if not data.get("pair") else 12000  # a digit pair is about a fifth of MNIST
+    if data.get("validation"):
+        n = n * 5 // 6
+    limit = data.get("train_limit")
+    return min(n, int(limit)) if isinstance(limit, int) else n
 
-    return cache_dir() / "launch-logs"
+
+def _work(cfg: dict) -> float:
+    """Training work of a config in image-epochs (adversarial training costs about twice as much)."""
+    train = cfg.get("train") or {}
+    epochs = train.get("epochs") or 1
+    factor = 2.0 if train.get("mode") in ("adversarial", "augment") else 1.0
+    return float(epochs) * _train_images(cfg) * factor
 
 
-@dataclass
-class Launched:
-    pid: int
-    argv: list[str]
-    log_path: Path
-    started: float
-    popen: subprocess.Popen | None = None
+def _model_key(cfg: dict) -> tuple:
+    m = cfg.get("model") or {}
+    return (m.get("kind"), m.get("units"), m.get("pieces"), m.get("layers"), m.get("width"))
 
-    def exited(self) -> int | None:
-        """The exit code when the process has ended (reaps it), else None."""
-        if self.popen is None:
-            return None
-        return self.popen.poll()
 
-    def log_tail(self, lines: int = 8) -> str:
+def estimate_duration(store, config_json: str, *, limit: int = 300) -> str:  # noqa: ANN001
+    """How long a config will take here, from the speed this catalog measured: the newest completed run
+    of the same model (kind and size) on this host, its duration scaled by the training work (epochs ×
+    training images, ×2 for adversarial training). A one-line text for the Launch screen."""
+    import socket
+
+    want = json.loads(config_json)
+    host = socket.gethostname()
+    for r in store.list_runs(status=["completed"], limit=limit):
+        if r.host not in (None, host) or not r.started_at or not r.finished_at:
+            continue
         try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.strip().splitlines()[-lines:])
+            cfg = json.loads(r.config_json or "{}")
+        except ValueError:
+            continue
+        if not isinstance(cfg, dict) or "model" not in cfg or _model_key(cfg) != _model_key(want):
+            continue
+        took = r.active_seconds() or 0.0
+        epochs_run = (json.loads(r.summary_json or "{}") or {}).get("epochs_run") if r.summary_json else None
+        done = _work({**cfg, "train": {**(cfg.get("train") or {}), **({"epochs": epochs_run} if epochs_run else {})}})
+        if took <= 0 or done <= 0:
+            continue
+        est = took * _work(want) / done
+        return (f"estimate ≈ {fmt_seconds(est)} on {r.device or 'this machine'} (scaled from run {r.id}: "
+                f"{printable_name(r.name)} in {fmt_seconds(took)}; early stopping may end it sooner)")
+    kind = (want.get("model") or {}).get("kind", "this model")
+    return f"no estimate yet: no completed {kind} run of this size on this machine to scale from"
 
 
-def launch_argv(config: str, overrides: list[str], *, db_url: str | None = None, data_dir: str | None, device: str | None) -> list[str]:
-    """The child's command line. The catalog URL is not on it (argv is visible to every user in
-    ``ps``, and the URL may hold a password): :func:`child_env` passes it as ``$ADV_TUI_DB``."""
-    argv = [sys.executable, "-m", "tui_adv.cli", "run", str(config), "--headless", "--quiet"]
-    if data_dir:
-        argv += ["--data-dir", str(data_dir)]
-    if device:
-        argv += ["--device", device]
-    for o in overrides:
-        argv += ["--set", o]
-    return argv
+def printable_name(name: object) -> str:
+    from ..safe import printable
+
+    return printable(name, limit=30)
 
 
-def child_env(db_url: str) -> dict[str, str]:
-    """The environment of an ``adv-tui`` child process: the catalog URL in ``$ADV_TUI_DB`` (not argv)."""
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "ADV_TUI_DB": db_url}
+def sweep_done(sweep: dict) -> int:
+    """How many ε of the sweep are done: ``sweep`` is the live screen's ``{(attack, reading): {mask draw:
+    {ε: point}}}``, and the count is the furthest reading's (the readings fill in together)."""
+    return max((len(pts) for by_mask in sweep.values() for pts in by_mask.values()), default=0)
 
 
-def private_file(path: Path) -> int:
-    """Create ``path`` readable by its owner only (0600) and return its descriptor."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def resumable(run: Run | None) -> bool:
+    """The run can be continued from the dashboard (see :func:`tui_adv.services.runs.resumable`)."""
+    from ..services.runs import resumable as _resumable
 
-
-def spawn_run(config: str, overrides: list[str], *, db_url: str, data_dir: str | None = None, device: str | None = None) -> Launched:
-    """Start ``adv-tui run --headless`` as a detached process (own session: it outlives the dashboard).
-    Its output goes to a launch log that only the user can read (0600, in a 0700 directory)."""
-    argv = launch_argv(config, overrides, data_dir=data_dir, device=device)
-    log_dir = launch_log_dir()
-    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log_path = log_dir / f"launch-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 100000}.log"
-    with os.fdopen(private_file(log_path), "wb") as log:
-        popen = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=os.getcwd(),
-            env=child_env(db_url),
-        )
-    return Launched(pid=popen.pid, argv=argv, log_path=log_path, started=time.monotonic(), popen=popen)
+    return _resumable(run)
 
 
 # ------------------------------------------------------------------------------------------ configs of runs
-def run_config(run: Run) -> dict:
-    try:
-        return json.loads(run.config_json or "{}")
-    except (TypeError, ValueError):
-        return {}
-
-
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     """{'train': {'epochs': 3}} → {'train.epochs': 3}."""
     if isinstance(d, dict) and d:
@@ -339,6 +255,59 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
             out.update(flatten(v, f"{prefix}{k}."))
         return out
     return {prefix.rstrip("."): d}
+
+
+_NOT_OVERRIDES = {"name", "description", "claims", "experiment", "profile", "device"}
+
+
+@functools.lru_cache(maxsize=1024)
+def shipped_overrides(config_json: str, name: str) -> tuple[str, ...]:
+    """What a run changed from the shipped config of its name, as short ``key=value`` items
+    (``epochs=3``, ``train_limit=5000``; the full dotted key where the last part is ambiguous). Empty
+    when there is no shipped config of that name or the stored config cannot be read."""
+    from ..config import config_dir, load_config
+
+    try:
+        mine_raw = json.loads(config_json)
+        names = [name, name.rsplit(":", 1)[-1], str(mine_raw.get("experiment") or "").split("@")[0]]
+        path = next((p for p in (config_dir() / f"{n}.toml" for n in names if n) if p.is_file()), None)
+        if path is None:
+            return ()
+        base = flatten(load_config(path).model_dump(mode="json"))
+        try:  # validated again, so a key added since (absent from an older row) reads as its default
+            from ..config import validate
+
+            mine = flatten(validate(mine_raw).model_dump(mode="json"))
+        except Exception:  # noqa: BLE001 - a config this version cannot read is compared as stored
+            mine = flatten(mine_raw)
+    except Exception:  # noqa: BLE001 - a label must never break a screen
+        return ()
+    # (None is "the default" for the model's knobs: not an override)
+    keys = [k for k in mine if k.split(".")[0] not in _NOT_OVERRIDES and mine[k] is not None and mine[k] != base.get(k, object())]
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    return tuple(f"{k.rsplit('.', 1)[-1] if last.count(k.rsplit('.', 1)[-1]) == 1 else k}={_short_value(mine.get(k, '∅'))}" for k in keys)
+
+
+def _short_value(v: Any) -> str:
+    """A value for a label: a long list as its ends and length (``[0…0.3](12)``)."""
+    if isinstance(v, list) and len(v) > 4:
+        return f"[{fmt_value(v[0])}…{fmt_value(v[-1])}]({len(v)})"
+    return fmt_value(v)
+
+
+def run_label(run, *, limit: int | None = 40, differing: Sequence[str] | None = None) -> str:  # noqa: ANN001
+    """A run's name and what distinguishes it: ``maxout · epochs=3, train_limit=5000``. ``differing``:
+    the dotted keys to show (those that differ between compared runs) instead of the overrides of its
+    shipped config. Cut to ``limit`` characters with an ellipsis."""
+    if differing is not None:
+        flat = flatten(run.config())
+        items = [f"{k.rsplit('.', 1)[-1]}={_short_value(flat.get(k, '∅'))}" for k in differing if k.split(".")[0] not in _NOT_OVERRIDES]
+    else:
+        items = list(shipped_overrides(run.config_json or "", run.name or ""))
+    text = f"{run.name} · {', '.join(items)}" if items else str(run.name)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
 
 
 def config_diff(configs: dict[int, dict]) -> list[tuple[str, dict[int, str]]]:
@@ -361,79 +330,3 @@ def fmt_value(v: Any) -> str:
     if v is None:
         return "—"
     return str(v)
-
-
-# ------------------------------------------------------------------------------------------ scorecard
-def load_scorecard(store) -> tuple[list[dict] | None, str]:
-    """Call the claims module's scorecard function when it exists.
-
-    Returns (rows, message); rows is None when there is no scorecard (the message says why)."""
-    try:
-        import importlib
-
-        claims = importlib.import_module("tui_adv.claims")
-    except ImportError:
-        return None, "no scorecard yet: run `adv-tui reproduce` (the claims module is not installed)"
-    fn = None
-    for name in ("compute_scorecard", "scorecard", "build_scorecard", "evaluate"):
-        fn = getattr(claims, name, None)
-        if callable(fn):
-            break
-    if fn is None:
-        return None, "no scorecard yet: run `adv-tui reproduce`"
-    result = None
-    for args in ((store,), (store.url,), ()):
-        try:
-            result = fn(*args)
-            break
-        except TypeError:
-            continue
-    if result is None:
-        return None, "no scorecard yet: run `adv-tui reproduce`"
-    rows = _rows_of(result)
-    if not rows:
-        return None, "no scorecard yet: run `adv-tui reproduce` (no claim has a measured value)"
-    return rows, ""
-
-
-def _rows_of(result: Any) -> list[dict]:
-    if isinstance(result, dict):
-        for key in ("rows", "claims", "items", "results"):
-            if isinstance(result.get(key), list):
-                result = result[key]
-                break
-        else:
-            result = [dict(v, claim=k) if isinstance(v, dict) else {"claim": k, "value": v} for k, v in result.items()]
-    if hasattr(result, "rows"):
-        result = result.rows
-    rows = []
-    for r in result or []:
-        if isinstance(r, dict):
-            rows.append(dict(r))
-        elif hasattr(r, "model_dump"):
-            rows.append(r.model_dump())
-        elif hasattr(r, "__dataclass_fields__"):
-            from dataclasses import asdict
-
-            rows.append(asdict(r))
-        elif hasattr(r, "__dict__"):
-            rows.append({k: v for k, v in vars(r).items() if not k.startswith("_")})
-    return rows
-
-
-def row_run_ids(row: dict) -> list[int]:
-    for key in ("run_ids", "runs", "run_id", "run"):
-        v = row.get(key)
-        if v is None:
-            continue
-        if isinstance(v, (int, str)):
-            v = [v]
-        out = []
-        for x in v:
-            try:
-                out.append(int(x.id if hasattr(x, "id") else x))
-            except (TypeError, ValueError):
-                pass
-        if out:
-            return out
-    return []

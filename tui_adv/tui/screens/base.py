@@ -17,7 +17,8 @@ from ...config import Reading
 from ...safe import printable
 from ..feed import RunFeed, sleep_unless_cancelled
 from ..messages import RunDelta, RunUpdate
-from ..model import Launched, STATUS_GLYPH, STATUS_STYLE, duration, pct, run_config
+from ...services.launch import Launched
+from ..model import STATUS_GLYPH, STATUS_STYLE, duration, pct, run_label
 from ..safe_text import plain
 
 EPOCH_KEYS = ("train_loss", "train_error", "test_error", "test_adv_error", "valid_error", "valid_adv_error", "lr")
@@ -39,7 +40,7 @@ class RunState:
     def apply(self, d: RunDelta) -> None:
         if d.run is not None:
             if self.run is None or self.run.config_json != d.run.config_json:
-                self.config = run_config(d.run)
+                self.config = d.run.config()
             self.run = d.run
         for m in d.metrics:
             self.metrics.setdefault(m.key, {})[int(m.step)] = float(m.value)
@@ -89,19 +90,42 @@ def status_text(run: Run | None) -> Text:
     return t
 
 
+def measured_on(run: Run) -> str:
+    """The set the header's clean and FGSM errors were measured on (the sweep's test split)."""
+    data = run.config().get("data") or {}
+    pair = data.get("pair")
+    limit = data.get("test_limit")
+    what = f"{pair[0]}-vs-{pair[1]} test set" if isinstance(pair, list) and len(pair) == 2 else "test set"
+    return f"first {limit} of the {what}" if isinstance(limit, int) else f"full {what}"
+
+
+def eval_note(cfg: dict) -> str:
+    """How the per-epoch test/valid errors were measured, for chart labels: ``" (2000 imgs)"`` when
+    ``train.eval_limit`` measures them on a subset (the header's numbers come from the full sweep)."""
+    limit = (cfg.get("train") or {}).get("eval_limit")
+    return f" ({limit} imgs)" if isinstance(limit, int) else ""
+
+
 def run_title(run: Run | None, now) -> Text:  # noqa: ANN001
+    """The run's header: id, name (with what distinguishes it), status and the headline numbers first
+    (the paper's numbers, with the set they were measured on), then duration, device, experiment and
+    claims; it wraps onto a second line rather than losing any of them."""
     if run is None:
         return Text("starting the run process…", style="bold")
     t = Text()
     t.append(f"run {run.id}", style="bold")
-    t.append(f"  {printable(run.name)}", style="bold")
-    t.append(f"  {printable(run.experiment)}", style="dim")
-    if run.claims:
-        t.append(f"  {printable(run.claims)}", style="dim")
+    t.append(f"  {printable(run_label(run, limit=40))}", style="bold")
     t.append("  ")
     t.append_text(status_text(run))
     t.append(f"  clean {pct(run.clean_error)}  FGSM ε=.25 {pct(run.fgsm_error)}", style="")
+    if run.clean_error is not None or run.fgsm_error is not None:
+        t.append(f" ({measured_on(run)})", style="dim")
     t.append(f"  {duration(run, now)}  {printable(run.device or '—')}", style="dim")
+    if run.host:  # where its process runs: with a shared catalog, any of several hosts
+        t.append(f" on {printable(run.host)}", style="dim")
+    t.append(f"  {printable(run.experiment)}", style="dim")
+    if run.claims:
+        t.append(f"  {printable(run.claims)}", style="dim")
     if damage_of(run):
         t.append(f"  damaged: {printable('; '.join(damage_of(run)))}", style="red")
     return t

@@ -15,7 +15,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from ...catalog.schema import Run
-from ..model import STATUS_GLYPH, STATUS_STYLE, config_diff, duration, hex_colour, pct, run_colour, run_config
+from ...config import dataset_of
+from ..model import STATUS_GLYPH, STATUS_STYLE, config_diff, duration, hex_colour, pct, run_colour, run_label
 from ..widgets.charts import Chart, Series
 from ..safe_text import plain
 from ..widgets.footer import AppFooter
@@ -41,6 +42,7 @@ class CompareScreen(Screen):
         Binding("escape", "app.back", "Back", show=False),
         Binding("r", "reload", "Reload"),
         Binding("enter", "open", "Open run"),
+        Binding("e", "save_charts", "Save charts"),
     ]
     HELP_EXTRA = "Each run keeps its colour (by id) in every chart and table. `enter` on a legend row opens that run."
 
@@ -48,7 +50,9 @@ class CompareScreen(Screen):
         super().__init__()
         self.run_ids = list(run_ids)
         self.data: list[RunCurves] = []
+        self.labels: dict[int, str] = {}  # run id → the label the legend shows
         self.loaded = False
+        self.saved: list = []  # the PNG files the last `e` wrote
 
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("Compare ", "bold"), (f"{len(self.run_ids)} runs", "bold"), ("  loading…", "dim")), id="compare-title", classes="topbar")
@@ -56,8 +60,9 @@ class CompareScreen(Screen):
             yield Table(id="compare-legend", cursor_type="row", show_cursor=True)
             with Grid(id="compare-grid"):
                 yield Chart("accuracy vs ε (%)", xlabel="ε", ylim=(0, 100), empty="no sweeps", id="cmp-sweep")
-                yield Chart("test/valid error per epoch (%) · FGSM dotted", xlabel="epoch", empty="no per-epoch metrics", id="cmp-errors")
-                yield Chart("train loss per epoch", xlabel="epoch", empty="no per-epoch metrics", id="cmp-loss")
+                yield Chart("test/valid error per epoch (%) · FGSM dotted, right axis", xlabel="epoch", integer_x=True, ylabel="clean %",
+                            ylabel_right="FGSM %", empty="no per-epoch metrics", id="cmp-errors")
+                yield Chart("train loss per epoch", xlabel="epoch", integer_x=True, empty="no per-epoch metrics", id="cmp-loss")
             yield Static(Text("config keys that differ", style="bold"), id="compare-diff-title")
             yield Table(id="compare-diff", cursor_type="none", zebra_stripes=True)
         yield AppFooter()
@@ -100,6 +105,14 @@ class CompareScreen(Screen):
 
     def _draw(self) -> None:
         now = self.app.clock()
+        diff = config_diff({int(rc.run.id): rc.run.config() for rc in self.data})
+        # each run named by its name and, where runs share a name, the config values that tell them apart
+        labels = {}
+        for rc in self.data:
+            same = [o for o in self.data if o.run.name == rc.run.name]
+            differing = [k for k, _v in config_diff({int(o.run.id): o.run.config() for o in same})] if len(same) > 1 else []
+            labels[int(rc.run.id)] = f"#{rc.run.id} " + run_label(rc.run, differing=differing, limit=34)
+        self.labels = {rid: text.split(" ", 1)[1] for rid, text in labels.items()}
         title = Text.assemble(("Compare ", "bold"), (f"{len(self.data)} runs", "bold"), ("   ", ""))
         for rc in self.data:
             title.append(f"■ #{rc.run.id} ", style=hex_colour(run_colour(int(rc.run.id))))
@@ -107,19 +120,24 @@ class CompareScreen(Screen):
 
         legend = self.query_one("#compare-legend", DataTable)
         legend.clear(columns=True)
-        for key, label in (("c", " "), ("id", "id"), ("name", "name"), ("status", "status"), ("clean", "clean err"), ("fgsm", "FGSM ε=.25"), ("dur", "duration"), ("exp", "experiment")):
+        datasets = {rc.run.id: dataset_of(rc.run.config_json) for rc in self.data}
+        show_data = any(d != "mnist" for d in datasets.values())  # the column once a run is on another dataset
+        cols = [("c", " "), ("id", "id"), ("name", "name"), ("status", "status"), ("clean", "clean err"), ("fgsm", "FGSM ε=.25"), ("dur", "duration"), ("exp", "experiment")]
+        for key, label in cols + ([("data", "data")] if show_data else []):
             legend.add_column(label, key=key)
         for rc in self.data:
             r = rc.run
+            extra = [plain(datasets[r.id])] if show_data else []
             legend.add_row(
                 Text("■■", style=hex_colour(run_colour(int(r.id)))),
                 Text(str(r.id), justify="right"),
-                plain(r.name),
+                plain(labels[int(r.id)].split(" ", 1)[1]),
                 plain(f"{STATUS_GLYPH.get(r.status, '?')} {r.status}", style=STATUS_STYLE.get(r.status, "")),
                 Text(pct(r.clean_error), justify="right"),
                 Text(pct(r.fgsm_error), justify="right"),
                 Text(duration(r, now), justify="right"),
                 plain(r.experiment),
+                *extra,
                 key=str(r.id),
             )
 
@@ -128,20 +146,20 @@ class CompareScreen(Screen):
             rid = int(rc.run.id)
             colour = run_colour(rid)
             if rc.sweep:
-                sweep.append(Series(f"#{rid}", [e for e, _ in rc.sweep], [100 * a for _, a in rc.sweep], colour, marker="hd"))
+                sweep.append(Series(labels[rid], [e for e, _ in rc.sweep], [100 * a for _, a in rc.sweep], colour, marker="hd"))
             pre = "valid" if "valid_error" in rc.metrics else "test"
             for key, marker, suffix in ((f"{pre}_error", "hd", ""), (f"{pre}_adv_error", "dot", " FGSM")):
                 pts = rc.metrics.get(key) or []
                 if pts:
-                    errors.append(Series(f"#{rid}{suffix}", [s for s, _ in pts], [100 * v for _, v in pts], colour, marker=marker))
+                    errors.append(Series(f"{labels[rid]}{suffix}", [s for s, _ in pts], [100 * v for _, v in pts], colour, marker=marker,
+                                         yside="right" if suffix else "left"))
             pts = rc.metrics.get("train_loss") or []
             if pts:
-                loss.append(Series(f"#{rid}", [s for s, _ in pts], [v for _, v in pts], colour, marker="hd"))
+                loss.append(Series(labels[rid], [s for s, _ in pts], [v for _, v in pts], colour, marker="hd"))
         self.query_one("#cmp-sweep", Chart).set_series(sweep)
         self.query_one("#cmp-errors", Chart).set_series(errors)
         self.query_one("#cmp-loss", Chart).set_series(loss)
 
-        diff = config_diff({int(rc.run.id): run_config(rc.run) for rc in self.data})
         table = self.query_one("#compare-diff", DataTable)
         table.clear(columns=True)
         table.add_column("key", key="key")
@@ -160,3 +178,26 @@ class CompareScreen(Screen):
         key = legend.coordinate_to_cell_key((legend.cursor_row, 0)).row_key.value
         if key is not None:
             self.app.open_run(int(key))
+
+    def action_save_charts(self) -> None:
+        """``e``: the charts of this comparison as PNG files in the working directory."""
+        if not self.labels:
+            self.app.notify("nothing to save yet", severity="warning")
+            return
+        self._save_charts(dict(self.labels), "compare-" + "-".join(str(r) for r in sorted(self.labels)))
+
+    @work(thread=True, group="save-charts", exit_on_error=False)
+    def _save_charts(self, labels: dict[int, str], stem: str) -> None:
+        from pathlib import Path
+
+        from ...chart_export import save_run_charts
+        from ...errors import UserError
+
+        try:
+            files = save_run_charts(self.app.store, labels, Path(stem).resolve())
+        except (UserError, OSError) as e:
+            self.app.call_from_thread(self.app.notify, f"charts not saved: {e}", severity="error")
+            return
+        self.saved = files
+        what = ", ".join(str(f) for f in files) if files else "nothing to draw (no sweep, no per-epoch metrics)"
+        self.app.call_from_thread(self.app.notify, f"saved {what}", title="charts")

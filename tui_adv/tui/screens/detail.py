@@ -3,8 +3,6 @@ P20/P21 analyses when the run has them, config, log, and export."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from rich.markup import escape as rich_escape
@@ -16,15 +14,17 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, RichLog, Static, TabbedContent, TabPane
 
 from ...catalog.schema import ACTIVE, Sample
+from ...errors import UserError
+from ...services.export import export_to_file
 from ..messages import RunDelta
-from ..model import child_env, pct
+from ..model import pct, resumable
 from ...safe import expand_user, printable
 from ..safe_text import plain
 from ..widgets.charts import Chart, Series
 from ..widgets.digit import Digit
 from ..widgets.footer import AppFooter
 from ..widgets.table import Table
-from .base import RunScreenBase, config_renderable, run_title
+from .base import RunScreenBase, config_renderable, eval_note, run_title
 from .dialogs import ExportScreen
 
 LOGIT_COLOURS = ("primary", "warning", "success", "error", "accent", "secondary")
@@ -35,12 +35,14 @@ class RunDetailScreen(RunScreenBase):
     want_samples = True
     BINDINGS = [
         Binding("escape", "app.back", "Back", show=False),
+        # what to do with the run first (a narrow footer keeps the first keys), then paging the views
+        Binding("r", "resume", "Resume"),
+        Binding("e", "export", "Export"),
+        Binding("v", "live", "Live view"),
         Binding("n", "sample(1)", "Next sample"),
         Binding("p", "sample(-1)", "Prev sample"),
         Binding("right_square_bracket", "eps(1)", "Next ε", key_display="]"),
         Binding("left_square_bracket", "eps(-1)", "Prev ε", key_display="["),
-        Binding("e", "export", "Export"),
-        Binding("v", "live", "Live view"),
         Binding("1", "show_tab('tab-sweep')", "Sweep", show=False),
         Binding("2", "show_tab('tab-views')", "Perturbations", show=False),
         Binding("3", "show_tab('tab-train')", "Training", show=False),
@@ -58,6 +60,7 @@ class RunDetailScreen(RunScreenBase):
         self.sample_pos = 0
         self.eps_pos = 0
         self.by_eps: dict[float, list[Sample]] = {}
+        self.saved: list = []  # what the last export wrote (the file, then its charts as PNG)
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title", classes="topbar")
@@ -76,8 +79,8 @@ class RunDetailScreen(RunScreenBase):
                     yield Static(id="views-note", classes="dim")
             with TabPane("3 Training", id="tab-train"):
                 with Grid(id="train-grid"):
-                    yield Chart("train loss per epoch", xlabel="epoch", id="detail-loss")
-                    yield Chart("error per epoch (%)", xlabel="epoch", id="detail-errors")
+                    yield Chart("train loss per epoch", xlabel="epoch", integer_x=True, id="detail-loss")
+                    yield Chart("error per epoch (%)", xlabel="epoch", integer_x=True, ylabel="clean %", ylabel_right="FGSM %", id="detail-errors")
             with TabPane("4 Analysis", id="tab-analysis"):
                 with VerticalScroll(id="analysis-scroll"):
                     yield Static("no P20/P21 analysis stored for this run (`adv-tui reproduce` writes them)", id="analysis-none", classes="dim")
@@ -88,7 +91,7 @@ class RunDetailScreen(RunScreenBase):
                 with VerticalScroll():
                     yield Static(id="detail-config")
             with TabPane("6 Log", id="tab-log"):
-                yield RichLog(id="detail-log", wrap=False, markup=False, highlight=False, max_lines=2000)
+                yield RichLog(id="detail-log", wrap=True, markup=False, highlight=False, max_lines=2000)
         yield AppFooter()
 
     def on_mount(self) -> None:
@@ -103,6 +106,8 @@ class RunDetailScreen(RunScreenBase):
 
     # ------------------------------------------------------------------------------------------ updates
     def apply(self, d: RunDelta) -> None:
+        if d.run is not None:
+            self.refresh_bindings()  # r (resume) appears once the run has stopped
         if d.error and d.run is None:
             self.query_one("#detail-title", Static).update(plain(d.error, style="bold red"))
             self.app.notify(d.error, severity="error")
@@ -138,7 +143,8 @@ class RunDetailScreen(RunScreenBase):
         table = self.query_one("#sweep-table", DataTable)
         table.clear()
         series = []
-        roles = ("warning", "accent", "primary")
+        roles = ("warning", "accent", "primary", "success", "error", "secondary")  # up to 6 readings, each its own colour
+        narrow = self.app.size.width < 110  # the legend in the table's short names (fgsm/eval+clip), so the plot keeps its rows
         for i, ((attack, labels, short), pts) in enumerate(self.state.sweep_points()):
             for p in pts:
                 table.add_row(
@@ -150,7 +156,8 @@ class RunDetailScreen(RunScreenBase):
                     Text(pct(p.mean_confidence_wrong, 1), justify="right"),
                     Text(f"{p.n}", justify="right"),
                 )
-            series.append(Series(f"{attack} ({labels})", [p.epsilon for p in pts], [100 * p.accuracy for p in pts], roles[i % 3], marker="hd"))
+            series.append(Series(f"{attack}/{short}" if narrow else f"{attack} ({labels})", [p.epsilon for p in pts], [100 * p.accuracy for p in pts],
+                                 roles[i % len(roles)], marker="hd"))
         self.query_one("#detail-sweep-chart", Chart).set_series(series)
 
     def _render_training(self) -> None:
@@ -159,15 +166,17 @@ class RunDetailScreen(RunScreenBase):
         self.query_one("#detail-loss", Chart).set_series([Series("train loss", xs, ys, "primary", marker="hd")] if xs else [])
         pre = st.eval_prefix
         series = []
-        for key, label, role in (("train_error", "train", "secondary"), (f"{pre}_error", f"{pre} clean", "success"), (f"{pre}_adv_error", f"{pre} FGSM", "error")):
+        for key, label, role, side in (("train_error", "train", "secondary", "left"), (f"{pre}_error", f"{pre} clean{eval_note(st.config)}", "success", "left"),
+                                       (f"{pre}_adv_error", f"{pre} FGSM{eval_note(st.config)}", "error", "right")):
             xs, ys = st.series(key)
             if xs:
-                series.append(Series(label, xs, [100 * y for y in ys], role, marker="hd"))
+                series.append(Series(label, xs, [100 * y for y in ys], role, marker="hd", yside=side))
         # the protocol matrix recorded during training (train.matrix_every): each reading's FGSM test error
         readings = sorted(k for k in st.metrics if k.startswith("matrix_error["))
         for i, key in enumerate(readings):
             xs, ys = st.series(key)
-            series.append(Series(f"test FGSM {key[len('matrix_error['):-1]}", xs, [100 * y for y in ys], LOGIT_COLOURS[i % len(LOGIT_COLOURS)], marker="dot"))
+            series.append(Series(f"test FGSM {key[len('matrix_error['):-1]}", xs, [100 * y for y in ys], LOGIT_COLOURS[i % len(LOGIT_COLOURS)], marker="dot",
+                                 yside="right"))
         self.query_one("#detail-errors", Chart).set_series(series)
 
     # ------------------------------------------------------------------------------------------ perturbation views
@@ -267,10 +276,17 @@ class RunDetailScreen(RunScreenBase):
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
 
-    def action_live(self) -> None:
-        from .live import LiveRunScreen
+    def check_action(self, action: str, parameters: tuple) -> bool | None:  # noqa: ARG002
+        if action == "resume":
+            return resumable(self.state.run)  # shown only for a stopped run with its checkpoint
+        return True
 
-        self.app.switch_screen(LiveRunScreen(self.run_id, run=self.state.run))
+    def action_resume(self) -> None:
+        if self.state.run is not None:
+            self.app.resume_run(self.state.run)
+
+    def action_live(self) -> None:
+        self.app.show_run(self.run_id, self.state.run, detail=False, replace=True)
 
     def action_export(self) -> None:
         def chosen(path: str | None) -> None:
@@ -281,17 +297,23 @@ class RunDetailScreen(RunScreenBase):
 
     @work(thread=True, group="export", exit_on_error=False)
     def _export(self, path: str) -> None:
-        """Exactly what `adv-tui runs export` writes (it is the same command, run off the UI thread)."""
-        fmt = "csv" if path.endswith(".csv") else "json"
+        """Exactly what `adv-tui runs export` writes (the same service), off the UI thread."""
         out = expand_user(path)
-        argv = [sys.executable, "-m", "tui_adv.cli", "runs", "export", str(self.run_id), "--format", fmt, "--output", str(out)]
-        try:  # the catalog URL goes through the environment, never argv (it may hold a password)
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=child_env(self.app.store.url))
-        except (OSError, subprocess.TimeoutExpired) as e:
+        try:
+            export_to_file(self.app.store, int(self.run_id), out)
+        except UserError as e:
             self.app.call_from_thread(self.app.notify, f"export failed: {e}", severity="error")
             return
-        if proc.returncode == 0:
-            self.app.call_from_thread(self.app.notify, f"exported run {self.run_id} to {out.resolve()}", title="export")
-        else:
-            msg = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-            self.app.call_from_thread(self.app.notify, f"export failed: {msg}", severity="error")
+        from ...chart_export import save_run_charts
+        from ..model import run_label
+
+        charts: list = []
+        note = ""
+        try:  # the screen's charts beside the export: run-7.json → run-7-accuracy.png, run-7-training.png
+            run = self.app.store.get_run(int(self.run_id))
+            charts = save_run_charts(self.app.store, {int(self.run_id): run_label(run, limit=90)}, out.resolve().with_suffix(""))
+        except (UserError, OSError) as e:
+            note = f"; charts not saved: {e}"
+        self.saved = [out.resolve(), *charts]
+        names = "".join(f", {p.name}" for p in charts)
+        self.app.call_from_thread(self.app.notify, f"exported run {self.run_id} to {out.resolve()}{names}{note}", title="export")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 
 from rich.text import Text
@@ -14,8 +12,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
-from ...catalog.schema import ACTIVE, Run
-from ...catalog.store import same_process
+from ...catalog.schema import Run
+from ...services.cancel import cancel_blocker, cancel_run
+from ...errors import UserError
 from ...safe import printable
 
 class HelpScreen(ModalScreen[None]):
@@ -98,7 +97,7 @@ class ExportScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export-box", classes="dialog"):
-            yield Static(f"Export run {self.run_id}: metrics and sweeps, as `adv-tui runs export` writes them.\nThe extension picks the format (.json or .csv).")
+            yield Static(f"Export run {self.run_id}: metrics and sweeps, as `adv-tui runs export` writes them.\nThe extension picks the format (.json or .csv); the charts go beside it as PNG (NAME-accuracy.png, NAME-training.png).")
             yield Input(value=f"run-{self.run_id}.json", id="export-path")
             yield Static("", id="export-error", classes="error")
             with Horizontal(classes="buttons"):
@@ -123,41 +122,32 @@ class ExportScreen(ModalScreen[str | None]):
 
 
 def can_signal(run: Run) -> str | None:
-    """Why this dashboard cannot cancel the run (None when it can)."""
-    if run.status not in ACTIVE:
-        return f"run {run.id} is {run.status}, nothing to cancel"
-    if run.pid is None:
-        return f"run {run.id} has no process id"
-    if run.host and run.host != socket.gethostname():
-        return f"run {run.id} runs on {printable(run.host)}; cancel it there (kill -TERM {run.pid})"
-    if not same_process(run.pid, run.pid_start):
-        return f"run {run.id}'s process (pid {run.pid}) is gone; its pid is not signalled (it may belong to another program now)"
-    return None
+    """Why this dashboard cannot cancel the run (None when it can), see :func:`tui_adv.services.cancel.cancel_blocker`."""
+    return cancel_blocker(run)
 
 
 def confirm_cancel(app: App, run: Run) -> None:
-    """Ask, then send SIGTERM to the run's process; the runner marks it cancelled."""
+    """Ask, then cancel: a request on the run row (its runner polls it, on any host) and SIGTERM when
+    the process runs here; the runner marks it cancelled."""
     why = can_signal(run)
     if why:
         app.notify(why, severity="warning")
         return
+    store = getattr(app, "store", None)
 
     def done(yes: bool | None) -> None:
         if not yes:
             return
-        # checked again at the moment of sending: the run may have ended while the dialog was open,
-        # and its pid been given to an unrelated process
-        if not same_process(run.pid, run.pid_start):
-            app.notify(f"run {run.id}: its process {run.pid} is gone; nothing was signalled", severity="warning")
-            return
         try:
-            os.kill(int(run.pid), signal.SIGTERM)
-        except ProcessLookupError:
-            app.notify(f"run {run.id}: its process {run.pid} is already gone", severity="warning")
-            return
-        except PermissionError:
-            app.notify(f"run {run.id}: not allowed to signal process {run.pid}", severity="error")
-            return
-        app.notify(f"cancelling run {run.id} (SIGTERM sent to pid {run.pid})…")
+            if store is None:
+                raise UserError("no catalog to store the cancel request in")
+            # cancel_run checks the process again at the moment of sending: the run may have ended while
+            # the dialog was open, and its pid been given to an unrelated process
+            app.notify(cancel_run(store, int(run.id)))
+        except UserError as e:
+            app.notify(str(e), severity="warning")
 
-    app.push_screen(ConfirmScreen(f"Cancel run {run.id} · {printable(run.name)}?\nIts process (pid {run.pid}) stops after the current batch and the run is marked cancelled.", yes="Cancel run", no="Keep running"), done)
+    here = run.host in (None, socket.gethostname())
+    how = (f"Its process (pid {run.pid}) stops after the current batch" if here
+           else f"Its runner on {printable(run.host)} stops at its next catalog poll (a few seconds)")
+    app.push_screen(ConfirmScreen(f"Cancel run {run.id} · {printable(run.name)}?\n{how} and the run is marked cancelled.", yes="Cancel run", no="Keep running"), done)

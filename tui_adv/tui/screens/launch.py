@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -14,7 +14,8 @@ from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from ...errors import UserError
-from ..model import ConfigInfo, fmt_eps_list, gpu_hint, list_configs, parse_eps_list
+from ...services.launch import ConfigInfo, check_data_dir, list_configs
+from ..model import fmt_eps_list, gpu_hint, parse_eps_list
 from ..widgets.footer import AppFooter
 
 DEVICES = [("auto (GPU when present)", "auto"), ("cpu", "cpu"), ("cuda", "cuda")]
@@ -22,6 +23,7 @@ DEVICES = [("auto (GPU when present)", "auto"), ("cpu", "cpu"), ("cuda", "cuda")
 
 class LaunchScreen(Screen):
     HELP_TITLE = "Launch"
+    FORM = True  # the app's one-letter keys (l c s /) do nothing here: letters belong to the form
     BINDINGS = [
         Binding("ctrl+s", "start", "Start run", priority=True),
         Binding("escape", "app.back", "Back"),
@@ -37,6 +39,8 @@ class LaunchScreen(Screen):
         super().__init__()
         self.configs: list[ConfigInfo] = []
         self.current: ConfigInfo | None = None
+        self.data_ok: bool | None = None
+        self._check_seq = 0  # the newest data check; answers of older ones are dropped
 
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("Launch a run", "bold"), ("  pick a config · edit · ctrl+s starts it as a background process", "dim")), classes="topbar")
@@ -59,6 +63,10 @@ class LaunchScreen(Screen):
                     yield Input(compact=True, id="f-profile", placeholder="profile tag (optional)")
                     yield Label("extra --set")
                     yield Input(compact=True, id="f-extra", placeholder="key=value … e.g. data.train_limit=2000 data.test_limit=500")
+                    yield Label("data dir")
+                    yield Input(compact=True, id="f-data", placeholder="MNIST root (default $ADV_TUI_DATA, else the user cache)")
+                yield Static(id="launch-data", classes="dim")
+                yield Static(id="launch-estimate", classes="dim")
                 yield Static(id="launch-hint", classes="dim")
                 yield Static(id="launch-cmd")
                 yield Static(id="launch-error", classes="error")
@@ -78,10 +86,17 @@ class LaunchScreen(Screen):
             ol.add_option(Option(label, id=str(c.path)))
         ol.border_title = "configs"
         self.query_one("#launch-hint", Static).update(gpu_hint())
+        self.query_one("#f-data", Input).value = self.app.data_dir or ""
+        self._recheck(self.app.data_dir or "")
         if self.configs:
-            ol.highlighted = 0
+            # start on the README's job (softmax), else the first MNIST config: the list is alphabetical, and
+            # opening on cifar10_conv_maxout would check a dataset most machines lack before anything else
+            first = next((i for i, c in enumerate(self.configs) if c.name == "softmax"), None)
+            if first is None:
+                first = next((i for i, c in enumerate(self.configs) if c.dataset == "mnist"), 0)
+            ol.highlighted = first
             ol.focus()
-            self._select(self.configs[0])
+            self._select(self.configs[first])
         else:
             self.query_one("#launch-desc", Static).update(Text("no configs found in ./configs", style="red"))
 
@@ -99,6 +114,8 @@ class LaunchScreen(Screen):
         if self.current is c:
             return
         self.current = c
+        if getattr(self, "_checked", None) not in (None, c.dataset):  # check the data the chosen config reads
+            self._recheck(self.query_one("#f-data", Input).value.strip())
         desc = Text()
         desc.append(f"{c.name}", style="bold")
         desc.append(f"  {c.path.parent.name}/{c.path.name}\n", style="dim")
@@ -180,7 +197,8 @@ class LaunchScreen(Screen):
             if self.current is not None:
                 from ...config import load_config
 
-                load_config(self.current.path, overrides)  # live validation: a few ms (TOML + pydantic)
+                cfg = load_config(self.current.path, overrides)  # live validation: a few ms (TOML + pydantic)
+                self._estimate(cfg.to_json())
         except (ValueError, UserError) as e:
             err.update(str(e))
             return
@@ -188,14 +206,60 @@ class LaunchScreen(Screen):
         if self.current is None:
             return
         parts = ["adv-tui", "run", f"{self.current.path.parent.name}/{self.current.path.name}", "--headless", "--device", device]
+        data_dir = self.query_one("#f-data", Input).value.strip()
+        if data_dir:
+            parts += ["--data-dir", data_dir]
         for o in overrides:
             parts += ["--set", o]
         cmd.update(Text.assemble(("$ ", "dim"), (" ".join(shlex.quote(p) for p in parts), "")))
 
     @on(Input.Changed)
     @on(Select.Changed)
-    def _changed(self) -> None:
+    def _changed(self, event) -> None:  # noqa: ANN001
+        if getattr(event, "input", None) is not None and event.input.id == "f-data":
+            self._recheck(event.value.strip())
         self._preview()
+
+    # ------------------------------------------------------------------------------------------ data, estimate
+    def _recheck(self, data_dir: str) -> None:
+        """Check the dataset the current config reads (MNIST before one is chosen)."""
+        self._checked = self.current.dataset if self.current is not None else "mnist"
+        self._check_seq = self._check_seq + 1
+        self._check_data(data_dir, self._checked, self._check_seq)
+
+    @work(thread=True, exclusive=True, group="data-check", exit_on_error=False)
+    def _check_data(self, data_dir: str, dataset: str = "mnist", seq: int = 0) -> None:
+        """``adv-tui data`` for the directory in the field and the config's dataset, off the UI thread.
+
+        A thread worker cannot be stopped, so a check that a newer one replaced still finishes: each
+        carries its sequence number and ``_data_status`` drops the answers of replaced checks (else a
+        slow CIFAR-10 check started on mount could overwrite the answer for the config chosen since)."""
+        what = "MNIST" if dataset == "mnist" else dataset
+        self.app.call_from_thread(self._data_status, Text(f"checking the {what} files…", style="dim"), None, seq)
+        ok, line = check_data_dir(data_dir, dataset)
+        if ok:  # "MNIST ok in ROOT: 60000 train, …": the counts (the root is the field's, or the default's)
+            head, _sep, counts = line.partition(": ")
+            title = head.partition(" ok in ")[0] or what
+            text = Text(f"✓ {title} ok: {counts or head}", style="green")
+        else:
+            text = Text("✗ " + line.removeprefix("adv-tui: error: "), style="red")
+        self.app.call_from_thread(self._data_status, text, ok, seq)
+
+    def _data_status(self, text: Text, ok: bool | None, seq: int = 0) -> None:
+        if seq != self._check_seq:
+            return  # the answer of a check a newer one replaced
+        self.data_ok = ok
+        self.query_one("#launch-data", Static).update(text)
+
+    @work(thread=True, exclusive=True, group="estimate", exit_on_error=False)
+    def _estimate(self, config_json: str) -> None:
+        from ..model import estimate_duration
+
+        try:
+            text = estimate_duration(self.app.store, config_json)
+        except Exception as e:  # noqa: BLE001 - an estimate must never break the form
+            text = f"no estimate ({type(e).__name__})"
+        self.app.call_from_thread(self.query_one("#launch-estimate", Static).update, Text(text, style="dim"))
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#launch-start")
@@ -217,5 +281,6 @@ class LaunchScreen(Screen):
             return
         err.update("")
         app = self.app
+        data_dir = self.query_one("#f-data", Input).value.strip() or None
         app.pop_screen()
-        app.launch_run(str(self.current.path), overrides, device)
+        app.launch_run(str(self.current.path), overrides, device, data_dir=data_dir)

@@ -8,13 +8,14 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Label, ProgressBar, RichLog, Static, TabbedContent, TabPane
 
+from ...choices import ACTIVE, RunStatus
 from ...safe import printable
 from ..messages import RunDelta
 from ..safe_text import plain
-from ..model import batch_fraction, elapsed_s, eta_s, fmt_seconds, pct, phase_text
+from ..model import sweep_done, batch_fraction, elapsed_s, eta_s, fmt_seconds, pct, phase_text
 from ..widgets.charts import Chart, Series
 from ..widgets.footer import AppFooter
-from .base import RunScreenBase, config_renderable, run_title
+from .base import RunScreenBase, config_renderable, eval_note, run_title
 from .dialogs import confirm_cancel
 
 LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "info": ""}
@@ -43,10 +44,10 @@ class LiveRunScreen(RunScreenBase):
             with TabPane("Live", id="live-charts"):
                 with VerticalScroll(id="live-scroll"):
                     with Grid(id="live-grid"):
-                        yield Chart("batch loss", xlabel="step", id="chart-loss")
-                        yield Chart("error per epoch (%)", xlabel="epoch", id="chart-errors")
+                        yield Chart("batch loss", xlabel="step", integer_x=True, id="chart-loss")
+                        yield Chart("error per epoch (%)", xlabel="epoch", integer_x=True, ylabel="clean %", ylabel_right="FGSM %", id="chart-errors")
                         yield Chart("accuracy vs ε (%)", xlabel="ε", ylim=(0, 100), empty="the sweep starts after training", id="chart-sweep")
-                        yield RichLog(id="live-log", wrap=False, highlight=False, markup=False, max_lines=1000)
+                        yield RichLog(id="live-log", wrap=True, highlight=False, markup=False, max_lines=1000)
             with TabPane("Config", id="live-config"):
                 with VerticalScroll():
                     yield Static(id="live-config-text")
@@ -64,6 +65,8 @@ class LiveRunScreen(RunScreenBase):
     def apply(self, d: RunDelta) -> None:
         if d.launch_error:
             self.query_one("#live-title", Static).update(Text("the run did not start", style="bold red"))
+            # the whole one-line cause (it wraps), instead of "waiting for the run process…"
+            self.query_one("#live-phase", Static).update(plain(d.error or "the run process exited before it started", style="red"))
             log = self.query_one("#live-log", RichLog)
             for line in d.launch_error.splitlines():
                 log.write(plain(line, style="red"))
@@ -101,21 +104,21 @@ class LiveRunScreen(RunScreenBase):
         if run.phase == "sweep":
             eps = (st.config.get("sweep") or {}).get("epsilons") or []
             n = len(set(eps)) or 1
-            done = sum(len(v) for v in st.sweep.values())
+            done = sweep_done(st.sweep)
             label.update("sweep")
             bar.update(total=n, progress=min(done, n))
             parts.append(f"sweep {min(done, n)}/{n} ε")
         else:
             frac = batch_fraction(run, st.config)
             label.update("epoch")
-            bar.update(total=100, progress=100 * (frac if frac is not None else (1.0 if run.status == "completed" else 0.0)))
+            bar.update(total=100, progress=100 * (frac if frac is not None else (1.0 if run.status == RunStatus.COMPLETED else 0.0)))
             ph = phase_text(run)
             if ph:
                 parts.append(ph)
         el = elapsed_s(run, now)
         parts.append(f"elapsed {fmt_seconds(el)}")
         eta = eta_s(run, now)
-        if run.status in ("running", "queued"):
+        if run.status in ACTIVE:
             parts.append(f"ETA {fmt_seconds(eta)}" if eta is not None else "ETA …")
             parts.append("x cancels")
         elif run.error:
@@ -131,14 +134,14 @@ class LiveRunScreen(RunScreenBase):
         if keys & {"train_error", "test_error", "test_adv_error", "valid_error", "valid_adv_error"}:
             pre = st.eval_prefix
             series = []
-            for key, label, role in (
-                ("train_error", "train", "secondary"),
-                (f"{pre}_error", f"{pre} clean", "success"),
-                (f"{pre}_adv_error", f"{pre} FGSM", "error"),
+            for key, label, role, side in (
+                ("train_error", "train", "secondary", "left"),
+                (f"{pre}_error", f"{pre} clean{eval_note(st.config)}", "success", "left"),
+                (f"{pre}_adv_error", f"{pre} FGSM{eval_note(st.config)}", "error", "right"),
             ):
                 xs, ys = st.series(key)
                 if xs:
-                    series.append(Series(label, xs, [100 * y for y in ys], role, marker="hd"))
+                    series.append(Series(label, xs, [100 * y for y in ys], role, marker="hd", yside=side))
             self.query_one("#chart-errors", Chart).set_series(series)
 
     def _render_sweep(self) -> None:
@@ -168,9 +171,7 @@ class LiveRunScreen(RunScreenBase):
         if self.run_id is None:
             self.app.notify("the run has not started yet", severity="warning")
             return
-        from .detail import RunDetailScreen
-
-        self.app.switch_screen(RunDetailScreen(self.run_id, run=self.state.run))
+        self.app.show_run(self.run_id, self.state.run, detail=True, replace=True)
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

@@ -14,59 +14,24 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
 from textual.worker import get_current_worker
 
-from ...catalog.schema import Run, damage_of
+from ...catalog.schema import Run
+from ...choices import RunStatus
+from ...config import dataset_of
 from ..messages import CatalogUpdate, RunsPage
-from ..model import (
-    STATUS_FILTERS,
-    STATUS_GLYPH,
-    STATUS_STYLE,
-    duration,
-    elapsed_s,
-    fmt_started,
-    hex_colour,
-    pct,
-    phase_text,
-    progress_bar,
-    run_colour,
-)
-from ..safe_text import plain
+from ..model import STATUS_FILTERS
 from ..widgets.footer import AppFooter
-from ..widgets.table import Table
+from .runs_table import (
+    COLUMNS,
+    SORTS,
+    RunsTable,
+    column_keys,
+    row_cells,
+    run_matches,
+    sort_key,
+    split_filter,
+)
 
 PAGE = 200
-COLUMNS = [
-    ("sel", " "),
-    ("id", "id"),
-    ("name", "name"),
-    ("experiment", "experiment"),
-    ("status", "status"),
-    ("progress", "progress"),
-    ("clean", "clean err"),
-    ("fgsm", "FGSM ε=.25"),
-    ("duration", "duration"),
-    ("device", "device"),
-    ("started", "started"),
-]
-NARROW_KEYS = ("sel", "id", "name", "status", "progress", "clean", "fgsm", "duration")
-SORTS: list[tuple[str, str]] = [
-    ("id", "newest"),
-    ("name", "name"),
-    ("status", "status"),
-    ("clean", "clean err"),
-    ("fgsm", "FGSM err"),
-    ("duration", "duration"),
-    ("experiment", "experiment"),
-]
-
-
-class RunsTable(Table):
-    """The history table; enter opens the highlighted run (shown in the footer)."""
-
-    BINDINGS = [
-        Binding("enter", "select_cursor", "Open"),
-        Binding("g", "scroll_top", "Top", show=False),
-        Binding("G", "scroll_bottom", "Bottom", show=False),
-    ]
 
 
 class RunsScreen(Screen):
@@ -85,6 +50,7 @@ class RunsScreen(Screen):
         Binding("f", "cycle_status", "Status"),
         Binding("o", "cycle_sort", "Sort"),
         Binding("x", "cancel_run", "Cancel run"),
+        Binding("r", "resume_run", "Resume", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -117,19 +83,23 @@ class RunsScreen(Screen):
 
     @property
     def keys(self) -> list[str]:
-        return [k for k, _ in COLUMNS if not self.narrow or k in NARROW_KEYS]
+        return column_keys(self.narrow, self.show_dataset)
 
-    def _set_columns(self) -> None:
+    def _wants_dataset(self) -> bool:
+        return split_filter(self.text_filter)[1] is not None or any(dataset_of(r.config_json) != "mnist" for r in self.runs.values())
+
+    def _set_columns(self, rebuild: bool = True) -> None:
         narrow = self.app.size.width < 110
-        if narrow == self.narrow:
+        show = self._wants_dataset()
+        if narrow == self.narrow and show == self.show_dataset:
             return
-        self.narrow = narrow
+        self.narrow, self.show_dataset = narrow, show
         table = self.query_one(DataTable)
         table.clear(columns=True)
         for key, label in COLUMNS:
             if key in self.keys:
                 table.add_column(label, key=key)
-        if self.loaded:
+        if self.loaded and rebuild:
             self._rebuild()
 
     def on_resize(self) -> None:
@@ -137,6 +107,7 @@ class RunsScreen(Screen):
 
     def on_mount(self) -> None:
         self.narrow: bool | None = None
+        self.show_dataset = False
         self._set_columns()
         self.query_one("#runs-filter", Input).display = False
         self.query_one(DataTable).focus()
@@ -159,7 +130,8 @@ class RunsScreen(Screen):
         t0 = time.perf_counter()
         store = self.app.store
         worker = get_current_worker()
-        runs = store.list_runs(limit=PAGE, offset=offset, status=list(statuses) if statuses else None, text=text or None)
+        words, dataset = split_filter(text)
+        runs = store.list_runs(limit=PAGE, offset=offset, status=list(statuses) if statuses else None, text=words or None, dataset=dataset)
         total = self.app.total_runs if self.app.total_runs is not None and not text and not statuses else None
         if total is None:
             total = store.count_runs() if not text and not statuses else -1
@@ -195,13 +167,7 @@ class RunsScreen(Screen):
 
     # ------------------------------------------------------------------------------------------ live updates
     def matches(self, run: Run) -> bool:
-        st = self.statuses
-        if st and run.status not in st:
-            return False
-        if self.text_filter:
-            t = self.text_filter.lower()
-            return any(t in (v or "").lower() for v in (run.name, run.experiment, run.claims))
-        return True
+        return run_matches(run, self.statuses, self.text_filter)
 
     def catalog_changed(self, message: CatalogUpdate) -> None:
         """Batched: changed rows are updated in place; new runs are inserted in order."""
@@ -235,58 +201,15 @@ class RunsScreen(Screen):
 
     # ------------------------------------------------------------------------------------------ table
     def _cells(self, run: Run) -> dict[str, object]:
-        now = self.app.clock()
-        rid = int(run.id)
-        sel = Text("◆", style=hex_colour(run_colour(rid))) if rid in self.app.selected else Text(" ")
-        glyph = STATUS_GLYPH.get(run.status, "?")
-        status = plain(f"{glyph} {run.status}", style=STATUS_STYLE.get(run.status, ""))
-        if damage_of(run):  # shown, as far as it can be read, instead of taking the table down
-            status.append(" damaged", style="bold red")
-        live = phase_text(run)
-        if run.status in ("running", "queued"):
-            prog = Text("" if self.narrow else progress_bar(run.progress, 6) + " ", style="green")
-            prog.append(f"{100 * (run.progress or 0):3.0f}%", style="")
-            if live:
-                prog.append(" " + live.replace("epoch ", "ep "), style="dim")
-        else:
-            prog = Text(f"{100 * (run.progress or 0):3.0f}%", style="dim" if run.status == "completed" else "")
-        return {
-            "sel": sel,
-            "id": Text(str(rid), justify="right"),
-            "name": plain(run.name),
-            "experiment": plain(run.experiment),
-            "status": status,
-            "progress": prog,
-            "clean": Text(pct(run.clean_error), justify="right"),
-            "fgsm": Text(pct(run.fgsm_error), justify="right"),
-            "duration": Text(duration(run, now), justify="right"),
-            "device": plain(run.device or "—"),
-            "started": fmt_started(run),
-        }
+        return row_cells(run, now=self.app.clock(), selected=int(run.id) in self.app.selected, narrow=self.narrow)
 
     def _sort_key(self):  # noqa: ANN202
-        col = SORTS[self.sort_index][0]
-        now = self.app.clock()
-        if col == "id":
-            return lambda r: -int(r.id)
-        if col == "name":
-            return lambda r: (r.name.lower(), -int(r.id))
-        if col == "experiment":
-            return lambda r: (r.experiment.lower(), -int(r.id))
-        if col == "status":
-            order = {"running": 0, "queued": 1, "interrupted": 2, "failed": 3, "cancelled": 4, "completed": 5}
-            return lambda r: (order.get(r.status, 9), -int(r.id))
-        if col == "clean":
-            return lambda r: (r.clean_error is None, r.clean_error or 0.0, -int(r.id))
-        if col == "fgsm":
-            return lambda r: (r.fgsm_error is None, r.fgsm_error or 0.0, -int(r.id))
-        if col == "duration":
-            return lambda r: (-(elapsed_s(r, now) or -1.0), -int(r.id))
-        return lambda r: -int(r.id)
+        return sort_key(SORTS[self.sort_index][0], self.app.clock())
 
     def _rebuild(self) -> None:
-        table = self.query_one(DataTable)
         current = self.highlighted_id()
+        self._set_columns(rebuild=False)  # the dataset column comes and goes with the runs loaded
+        table = self.query_one(DataTable)
         runs = sorted(self.runs.values(), key=self._sort_key(), reverse=self.sort_reverse)
         self.order = [int(r.id) for r in runs]
         keys = self.keys
@@ -322,7 +245,7 @@ class RunsScreen(Screen):
 
     # ------------------------------------------------------------------------------------------ header/status
     def _render_header(self) -> None:
-        running = sum(1 for r in self.runs.values() if r.status == "running")
+        running = sum(1 for r in self.runs.values() if r.status == RunStatus.RUNNING)
         total = self.app.total_runs if self.app.total_runs is not None else self.total_matching
         title = Text.assemble(("adv-tui", "bold"), "  runs  ", (f"{total:,} in catalog" if total else "empty catalog", "dim"))
         if running:
@@ -464,6 +387,11 @@ class RunsScreen(Screen):
         self.sort_index = (self.sort_index + 1) % len(SORTS)
         self.sort_reverse = False
         self._rebuild()
+
+    def action_resume_run(self) -> None:
+        rid = self.highlighted_id()
+        if rid is not None:
+            self.app.resume_run(self.runs[rid])
 
     def action_cancel_run(self) -> None:
         rid = self.highlighted_id()

@@ -1,4 +1,4 @@
-"""Scorecard: the paper's claims with the measured values (when ``tui_adv.claims`` provides them)."""
+"""Scorecard: the paper's claims with the measured values (:func:`tui_adv.services.scorecard.scorecard_rows`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from ..model import fmt_value, load_scorecard, row_run_ids
+from ...services.scorecard import row_run_ids, scorecard_rows
+from ..model import fmt_value
 from ..safe_text import plain
 from ..widgets.footer import AppFooter
 from ..widgets.table import Table
@@ -64,7 +65,7 @@ class ScorecardScreen(Screen):
     @work(thread=True, exclusive=True, group="scorecard", exit_on_error=False)
     def _load(self) -> None:
         try:
-            rows, note = load_scorecard(self.app.store)
+            rows, note = scorecard_rows(self.app.store)
         except Exception as e:  # noqa: BLE001 - the claims module is someone else's; never crash on it
             rows, note = None, f"the scorecard could not be computed: {type(e).__name__}: {e}"
         self.post_message(ScorecardData(rows, note))

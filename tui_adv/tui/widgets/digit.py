@@ -1,4 +1,5 @@
-"""28×28 images in 14 text rows, in colour: '▀' with the top pixel as foreground, the bottom as background."""
+"""28×28 images in 14 text rows, in colour: '▀' with the top pixel as foreground, the bottom as background
+(a CIFAR-10 32×32 colour image: 16 rows of 32, in its own colours)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,21 @@ def image_text(values: bytes | Sequence[float], *, scale: float = 255.0, sign: b
     return text
 
 
+def colour_image_text(values: bytes | Sequence[float], *, sign: bool = False) -> Text:
+    """3072 values (R, G, B planes of 32×32) → a rich Text of 16 lines × 32 '▀' cells in the image's own
+    colours (a sign image: each channel's −1/0/+1 as 0/128/255)."""
+    from ...views import colour_cells
+
+    text = Text(no_wrap=True, overflow="crop")
+    rows = colour_cells(values, sign=sign)
+    for i, row in enumerate(rows):
+        for top, bot in row:
+            text.append("▀", Style(color=_rgb(top), bgcolor=_rgb(bot)))
+        if i < len(rows) - 1:
+            text.append("\n")
+    return text
+
+
 class Digit(Widget):
     """One image with a caption of up to three lines below it."""
 
@@ -110,8 +126,10 @@ class Digit(Widget):
         self._caption = caption
 
     def show(self, values: bytes | Sequence[float] | None, caption: str = "", *, scale: float = 255.0, sign: bool = False) -> None:
-        if values is not None and (len(values) != 784 or not all(isinstance(v, (int, float)) for v in values)):
-            values, caption = None, "[red](damaged image: not 28×28)[/red]\n" + caption  # a bad stored blob, not a crash
+        if values is not None and (len(values) not in (784, 3072) or not all(isinstance(v, (int, float)) for v in values)):
+            values, caption = None, "[red](damaged image: not 28×28 or 32×32 colour)[/red]\n" + caption  # a bad stored blob, not a crash
+        if values is not None and len(values) == 3072:  # a 32×32 colour image needs 4 more columns and 2 more rows
+            self.styles.width, self.styles.height = 34, 20
         self._values = values
         self._opts = {"scale": scale, "sign": sign}
         self._caption = caption
@@ -124,7 +142,9 @@ class Digit(Widget):
 
     def render(self) -> Text:
         out = Text(no_wrap=False, overflow="fold")
-        if self._values is not None:
+        if self._values is not None and len(self._values) == 3072:
+            out.append_text(colour_image_text(self._values, sign=self._opts.get("sign", False)))
+        elif self._values is not None:
             out.append_text((quadrant_text if self.compact else image_text)(self._values, **self._opts))
         else:
             out.append("\n" * 13)

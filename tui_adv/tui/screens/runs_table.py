@@ -1,0 +1,153 @@
+"""The history table: its columns, the cells of one run's row, the sort orders and the filter.
+
+This module owns what the history screen (:mod:`.runs`) shows in its table and in which order: the
+columns (all, or the narrow set under 110 columns; the dataset column only when asked for), the
+formatted cells of a run's row (:func:`row_cells`), the sort keys of the ``o`` / header-click orders
+(:func:`sort_key`), and what the filter box and the status filter keep (:func:`split_filter`,
+:func:`run_matches`). The screen keeps the state (which sort, which filter, what is loaded) and the table.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable
+
+from rich.text import Text
+from textual.binding import Binding
+
+from ...catalog.schema import Run, damage_of
+from ...choices import ACTIVE, RunStatus
+from ...config import dataset_of
+from ..model import (
+    STATUS_GLYPH,
+    STATUS_STYLE,
+    duration,
+    elapsed_s,
+    fmt_started,
+    hex_colour,
+    pct,
+    phase_text,
+    progress_bar,
+    run_colour,
+    run_label,
+)
+from ..safe_text import plain
+from ..widgets.table import Table
+
+COLUMNS = [
+    ("sel", " "),
+    ("id", "id"),
+    ("name", "name"),
+    ("experiment", "experiment"),
+    ("dataset", "data"),  # shown once a run on another dataset than MNIST is loaded, or the filter names one
+    ("status", "status"),
+    ("progress", "progress"),
+    ("clean", "clean err"),
+    ("fgsm", "FGSM ε=.25"),
+    ("duration", "duration"),
+    ("device", "device"),
+    ("started", "started"),
+]
+NARROW_KEYS = ("sel", "id", "name", "status", "progress", "clean", "fgsm", "duration")
+SORTS: list[tuple[str, str]] = [
+    ("id", "newest"),
+    ("name", "name"),
+    ("status", "status"),
+    ("clean", "clean err"),
+    ("fgsm", "FGSM err"),
+    ("duration", "duration"),
+    ("experiment", "experiment"),
+]
+
+
+def split_filter(text: str) -> tuple[str, str | None]:
+    """The filter box's text as (words matched against name, experiment and claims; the dataset named by a
+    ``dataset:NAME`` / ``data:NAME`` token, else None)."""
+    words, dataset = [], None
+    for tok in text.split():
+        head, sep, rest = tok.partition(":")
+        if sep and head.lower() in ("dataset", "data") and rest:
+            dataset = rest.lower()
+        else:
+            words.append(tok)
+    return " ".join(words), dataset
+
+
+class RunsTable(Table):
+    """The history table; enter opens the highlighted run (shown in the footer)."""
+
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open"),
+        Binding("g", "scroll_top", "Top", show=False),
+        Binding("G", "scroll_bottom", "Bottom", show=False),
+    ]
+
+
+def column_keys(narrow: bool | None, show_dataset: bool) -> list[str]:
+    """The keys of the columns shown: all of them, or the narrow set; the dataset column only when shown."""
+    return [k for k, _ in COLUMNS if (not narrow or k in NARROW_KEYS) and (k != "dataset" or show_dataset)]
+
+
+def run_matches(run: Run, statuses: tuple[str, ...] | None, text_filter: str) -> bool:
+    """Whether a run passes the status filter and the filter box's text (words and ``dataset:NAME``)."""
+    if statuses and run.status not in statuses:
+        return False
+    if text_filter:
+        words, dataset = split_filter(text_filter)
+        if dataset is not None and dataset_of(run.config_json) != dataset:
+            return False
+        t = words.lower()
+        return not t or any(t in (v or "").lower() for v in (run.name, run.experiment, run.claims))
+    return True
+
+
+def row_cells(run: Run, *, now: datetime, selected: bool, narrow: bool | None) -> dict[str, object]:
+    """The cells of a run's row, by column key (``selected``: it is selected to compare)."""
+    rid = int(run.id)
+    sel = Text("◆", style=hex_colour(run_colour(rid))) if selected else Text(" ")
+    glyph = STATUS_GLYPH.get(run.status, "?")
+    status = plain(f"{glyph} {run.status}", style=STATUS_STYLE.get(run.status, ""))
+    if damage_of(run):  # shown, as far as it can be read, instead of taking the table down
+        status.append(" damaged", style="bold red")
+    live = phase_text(run)
+    if run.status in ACTIVE:
+        prog = Text("" if narrow else progress_bar(run.progress, 6) + " ", style="green")
+        prog.append(f"{100 * (run.progress or 0):3.0f}%", style="")
+        if live:
+            prog.append(" " + live.replace("epoch ", "ep "), style="dim")
+    else:
+        prog = Text(f"{100 * (run.progress or 0):3.0f}%", style="dim" if run.status == RunStatus.COMPLETED else "")
+    return {
+        "sel": sel,
+        "id": Text(str(rid), justify="right"),
+        "name": plain(run_label(run, limit=24 if narrow else 44)),
+        "experiment": plain(run.experiment),
+        "dataset": plain(dataset_of(run.config_json)),
+        "status": status,
+        "progress": prog,
+        "clean": Text(pct(run.clean_error), justify="right"),
+        "fgsm": Text(pct(run.fgsm_error), justify="right"),
+        "duration": Text(duration(run, now), justify="right"),
+        "device": plain(run.device or "—"),
+        "started": fmt_started(run),
+    }
+
+
+def sort_key(col: str, now: datetime) -> Callable[[Run], object]:
+    """The sort key of one of the :data:`SORTS` orders (``col``: its column key)."""
+    if col == "id":
+        return lambda r: -int(r.id)
+    if col == "name":
+        return lambda r: (r.name.lower(), -int(r.id))
+    if col == "experiment":
+        return lambda r: (r.experiment.lower(), -int(r.id))
+    if col == "status":
+        order = {s: i for i, s in enumerate((RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.COMPLETED))}
+        return lambda r: (order.get(r.status, 9), -int(r.id))
+    if col == "clean":
+        return lambda r: (r.clean_error is None, r.clean_error or 0.0, -int(r.id))
+    if col == "fgsm":
+        return lambda r: (r.fgsm_error is None, r.fgsm_error or 0.0, -int(r.id))
+    if col == "duration":
+        return lambda r: (-(elapsed_s(r, now) or -1.0), -int(r.id))
+    return lambda r: -int(r.id)
