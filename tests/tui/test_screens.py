@@ -41,6 +41,30 @@ def static_text(screen, selector: str) -> str:
     return str(screen.query_one(selector, Static).render())
 
 
+async def test_a_poll_that_arrives_while_the_app_quits_is_dropped(make, seeded, until):
+    """CI once failed at the end of a run_test block: a CatalogUpdate queued by the poller was dispatched
+    while Textual was removing the history's widgets (NoMatches '#runs-title'). Reproduced exactly: the
+    screen loses its children during shutdown, then an update arrives and is processed."""
+    import asyncio
+
+    from tui_adv.tui.messages import CatalogUpdate
+
+    store, ids = seeded
+    app = make()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await home(pilot, until)
+        close_all = app._close_all  # Textual's shutdown step that prunes the screens (textual>=8.2,<9)
+
+        async def close_all_with_a_late_poll() -> None:
+            await screen.query_children().remove()
+            app.post_message(CatalogUpdate([store.get_run(ids["softmax"])], len(ids), []))
+            await asyncio.sleep(0.2)  # the app's own task dispatches the update meanwhile
+            await close_all()
+
+        app._close_all = close_all_with_a_late_poll
+    # leaving the block re-raises whatever the app raised while it shut down
+
+
 # ------------------------------------------------------------------------------------------ history
 @pytest.mark.parametrize("size", SIZES)
 async def test_history_lists_runs_newest_first(make, seeded, until, size):

@@ -191,11 +191,16 @@ class AdvApp(App):
             sleep_unless_cancelled(worker, wait if not problem else 2.0)
 
     def on_catalog_update(self, message: CatalogUpdate) -> None:
+        # A poll posted just before quitting can be dispatched while Textual tears the screens down
+        # (App._shutdown clears `is_running` first, then prunes each screen's children): a screen
+        # without its widgets must not be asked to redraw them.
+        if not self.is_running:
+            return
         if message.total is not None:
             self.total_runs = message.total
-        for screen in self.screen_stack:
+        for screen in list(self.screen_stack):
             handler = getattr(screen, "catalog_changed", None)
-            if handler is not None:
+            if handler is not None and screen.is_running and screen.is_attached:
                 handler(message)
         if message.interrupted:
             ids = ", ".join(f"#{i}" for i in message.interrupted)
