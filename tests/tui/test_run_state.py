@@ -38,3 +38,10 @@ def test_the_live_sweep_counter_counts_epsilons_not_readings():
              ("fgsm", "dropout+clip"): {m: {e: object() for e in eps[:4]} for m in range(3)}}
     assert sweep_done(sweep) == 6
     assert sweep_done({}) == 0
+
+
+def test_durations_read_as_minutes_hours_then_days():
+    from tui_adv.tui.model import fmt_seconds
+
+    assert [fmt_seconds(s) for s in (None, -1, 11, 312, 3 * 3600 + 65)] == ["—", "—", "0:11", "5:12", "3:01:05"]
+    assert fmt_seconds(628 * 86400 + 4 * 3600 + 59) == "628d 04h"  # not 15076:41:17

@@ -77,12 +77,38 @@ async def test_history_lists_runs_newest_first(make, seeded, until, size):
         def cell(rid, key):
             return str(t.get_cell(str(rid), key))
 
-        assert "● running" in cell(ids["running"], "status") and "ep 5/10" in cell(ids["running"], "progress")
+        if size[0] >= 110:
+            assert "● running" in cell(ids["running"], "status") and "ep 5/10" in cell(ids["running"], "progress")
+        else:  # 80 columns: the percent moves into the status cell so the FGSM column stays on screen
+            assert cell(ids["running"], "status") == "● running 40%"
+            assert "progress" not in [c.key.value for c in t.columns.values()]
         assert cell(ids["running"], "duration").strip() == "30:00"  # frozen clock: started 11:30, now 12:00
         assert cell(ids["softmax"], "clean") == "7.56%" and cell(ids["softmax"], "fgsm") == "99.81%"
         assert cell(ids["softmax"], "duration").strip() == "0:11"
         assert ("started" in [c.key.value for c in t.columns.values()]) == (size[0] >= 110)
         assert "6 in catalog" in static_text(screen, "#runs-title")
+
+
+@pytest.mark.parametrize("other_dataset", [False, True])
+async def test_history_at_80_columns_keeps_the_fgsm_column_on_screen(make, seeded, until, other_dataset):
+    """Long names, a running run's progress and a dataset column used to push FGSM off an 80×24 screen."""
+    import json
+
+    store, _ids = seeded
+    cfg = {"name": "x", "data": {"dataset": "fashion_mnist" if other_dataset else "mnist"}, "model": {"kind": "maxout"}}
+    long = store.create_run(name="maxout_adversarial_sigmoid_seed4_long", experiment="maxout", config_json=json.dumps(cfg), status="completed")
+    store.update_run(int(long.id), clean_error=0.0091, fgsm_error=0.1767)
+    app = make()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await home(pilot, until)
+        await until(pilot, lambda: int(long.id) in table_ids(app))
+        t = screen.query_one("#runs-table", DataTable)
+        keys = [c.key.value for c in t.columns.values()]
+        assert "fgsm" in keys and "clean" in keys and ("dataset" in keys) == other_dataset
+        assert sum(c.get_render_width(t) for c in t.columns.values()) <= 78  # the table's width less its scrollbar
+        assert str(t.get_cell(str(long.id), "fgsm")) == "17.67%"
+        if other_dataset:
+            assert str(t.get_cell(str(long.id), "dataset")) == "fashion"
 
 
 async def test_filter_by_text_and_status(make, seeded, until):

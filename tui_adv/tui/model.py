@@ -79,6 +79,8 @@ def fmt_seconds(s: float | None) -> str:
     if s is None or s != s or s < 0:
         return "—"
     s = int(round(s))
+    if s >= 86400:  # a day or more (a run whose process went away long ago): days and hours, not 15076:41:17
+        return f"{s // 86400}d {s % 86400 // 3600:02d}h"
     if s >= 3600:
         return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
     return f"{s // 60}:{s % 60:02d}"

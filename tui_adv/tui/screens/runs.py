@@ -25,6 +25,7 @@ from .runs_table import (
     SORTS,
     RunsTable,
     column_keys,
+    column_label,
     row_cells,
     run_matches,
     sort_key,
@@ -98,7 +99,7 @@ class RunsScreen(Screen):
         table.clear(columns=True)
         for key, label in COLUMNS:
             if key in self.keys:
-                table.add_column(label, key=key)
+                table.add_column(column_label(key, label, narrow), key=key)
         if self.loaded and rebuild:
             self._rebuild()
 
@@ -229,7 +230,7 @@ class RunsScreen(Screen):
             if key == "sel":
                 continue
             try:
-                table.update_cell(str(run.id), key, cells[key], update_width=key == "progress")
+                table.update_cell(str(run.id), key, cells[key], update_width=key in ("progress", "status"))
             except Exception:  # noqa: BLE001 - the row may have been removed meanwhile
                 return
 

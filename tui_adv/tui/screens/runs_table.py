@@ -48,7 +48,13 @@ COLUMNS = [
     ("device", "device"),
     ("started", "started"),
 ]
-NARROW_KEYS = ("sel", "id", "name", "status", "progress", "clean", "fgsm", "duration")
+# Under 110 columns (an 80×24 terminal) the table keeps what identifies a run and its two headline numbers
+# inside the width: an active run's percent moves into its status cell, the headers shorten, names stop
+# at 18 characters, and a shown dataset column (short names) takes the duration's place.
+NARROW_KEYS = ("sel", "id", "name", "status", "clean", "fgsm", "duration")
+NARROW_LABELS = {"clean": "clean", "fgsm": "FGSM .25", "duration": "time"}
+NARROW_NAME = 18
+SHORT_DATASET = {"fashion_mnist": "fashion"}
 SORTS: list[tuple[str, str]] = [
     ("id", "newest"),
     ("name", "name"),
@@ -84,8 +90,17 @@ class RunsTable(Table):
 
 
 def column_keys(narrow: bool | None, show_dataset: bool) -> list[str]:
-    """The keys of the columns shown: all of them, or the narrow set; the dataset column only when shown."""
-    return [k for k, _ in COLUMNS if (not narrow or k in NARROW_KEYS) and (k != "dataset" or show_dataset)]
+    """The keys of the columns shown: all of them, or the narrow set; the dataset column only when shown
+    (in the narrow set it replaces the duration)."""
+    if not narrow:
+        return [k for k, _ in COLUMNS if k != "dataset" or show_dataset]
+    keys = [k for k, _ in COLUMNS if k in NARROW_KEYS or (k == "dataset" and show_dataset)]
+    return [k for k in keys if not (show_dataset and k == "duration")]
+
+
+def column_label(key: str, label: str, narrow: bool | None) -> str:
+    """A column's header: the short one in the narrow set."""
+    return NARROW_LABELS.get(key, label) if narrow else label
 
 
 def run_matches(run: Run, statuses: tuple[str, ...] | None, text_filter: str) -> bool:
@@ -104,12 +119,15 @@ def run_matches(run: Run, statuses: tuple[str, ...] | None, text_filter: str) ->
 def row_cells(run: Run, *, now: datetime, selected: bool, narrow: bool | None) -> dict[str, object]:
     """The cells of a run's row, by column key (``selected``: it is selected to compare)."""
     rid = int(run.id)
+    d = dataset_of(run.config_json)
     sel = Text("◆", style=hex_colour(run_colour(rid))) if selected else Text(" ")
     glyph = STATUS_GLYPH.get(run.status, "?")
     status = plain(f"{glyph} {run.status}", style=STATUS_STYLE.get(run.status, ""))
     if damage_of(run):  # shown, as far as it can be read, instead of taking the table down
         status.append(" damaged", style="bold red")
     live = phase_text(run)
+    if narrow and run.status in ACTIVE:
+        status.append(f" {100 * (run.progress or 0):.0f}%", style="")
     if run.status in ACTIVE:
         prog = Text("" if narrow else progress_bar(run.progress, 6) + " ", style="green")
         prog.append(f"{100 * (run.progress or 0):3.0f}%", style="")
@@ -120,9 +138,9 @@ def row_cells(run: Run, *, now: datetime, selected: bool, narrow: bool | None) -
     return {
         "sel": sel,
         "id": Text(str(rid), justify="right"),
-        "name": plain(run_label(run, limit=24 if narrow else 44)),
+        "name": plain(run_label(run, limit=NARROW_NAME if narrow else 44)),
         "experiment": plain(run.experiment),
-        "dataset": plain(dataset_of(run.config_json)),
+        "dataset": plain(SHORT_DATASET.get(d, d) if narrow else d),
         "status": status,
         "progress": prog,
         "clean": Text(pct(run.clean_error), justify="right"),
