@@ -209,3 +209,24 @@ def pg_db(pg_server):
     url = pgcluster.create_database(pg_server)
     yield url
     pgcluster.drop_database(pg_server, url)
+
+
+# ------------------------------------------------------------------------------------------ Ray
+ENV_REQUIRE_RAY = "ADV_TUI_REQUIRE_RAY"  # "1" (CI): fail instead of skipping when Ray is not installed
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """The address of a local Ray cluster (2 CPUs, no dashboard) started for one test module, which CLI
+    subprocesses and the dashboard reach with --ray-address; shut down after the module."""
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get(ENV_REQUIRE_RAY) == "1":
+            pytest.fail("Ray is not installed but $ADV_TUI_REQUIRE_RAY=1 (pip install -e '.[test,cluster]')", pytrace=False)
+        pytest.skip("Ray is not installed (pip install -e '.[cluster]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

@@ -43,6 +43,13 @@ class Device(StrEnum):
     CUDA = "cuda"
 
 
+class ExecutorKind(StrEnum):
+    """Where runs execute: local processes (the default) or tasks on a Ray cluster."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
 class ExportFormat(StrEnum):
     CSV = "csv"
     JSON = "json"

@@ -52,6 +52,7 @@ class StepTask:
     config_json: str | None = None  # training step
     parent_id: int | None = None  # the run a retrain step retrains (its catalog parent)
     resume_run_id: int | None = None  # an interrupted/cancelled run of the same experiment to continue
+    resume_only: bool = False  # `resume ID` elsewhere: a run that cannot be continued fails, never restarts
     analysis: str | None = None  # analysis step
     params: dict[str, Any] = field(default_factory=dict)
     parent_ids: dict[str, int] = field(default_factory=dict)
@@ -124,6 +125,8 @@ def _run_training_task(task: StepTask, store, emit: Emit, stop_event: Any, t0: f
             runner = Runner.for_resume(store, task.resume_run_id, data_dir=task.data_dir, device=task.device, emit=emit, stop_event=stop_event)
             emit({"type": "log", "message": f"{task.key}: continuing run {task.resume_run_id} from its checkpoint"})
         except UserError as e:
+            if task.resume_only:
+                return StepOutcome(task.key, task.resume_run_id, RunStatus.FAILED, time.perf_counter() - t0, str(e))
             emit({"type": "log", "message": f"{task.key}: run {task.resume_run_id} cannot be continued ({e}); starting it again"})
             runner = None
     if runner is None:

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .config import RunConfig, load_config, parse_value
 from .errors import UserError
@@ -118,20 +118,24 @@ def run_local(
     device: str | None,
     jobs: int = 1,
     on_done: Callable[[GridPoint, dict], None] = lambda p, r: None,
+    executor: Any = None,
 ) -> list[dict | None]:
     """Execute the points through the suite's executors (:mod:`tui_adv.executor`), ``jobs`` at a time:
     :class:`InlineExecutor` in this process for ``jobs=1``, else a :class:`LocalPoolExecutor` of
     ``jobs`` spawned processes; each point is :func:`~tui_adv.executor.run_task` of its validated config,
     the same headless Runner as ``adv-tui run --headless``. Ctrl-C / SIGTERM stop the running points
     cleanly (``cancelled``, with a checkpoint) and start no more. Returns one ``{"run_id", "status",
-    "error"}`` per point, in point order (``None`` for a point that never started)."""
+    "error"}`` per point, in point order (``None`` for a point that never started). ``executor``: another
+    executor to use instead (e.g. :class:`~tui_adv.ray_executor.RayExecutor`); it is shut down at the end."""
     from .catalog.store import Store
     from .catalog.urls import resolve_db_url
     from .executor import InlineExecutor, LocalPoolExecutor, StepTask
 
     url = resolve_db_url(db)
     store = None
-    if jobs <= 1:
+    if executor is not None:
+        ex = executor
+    elif jobs <= 1:
         store = Store(url)
         ex = InlineExecutor(store, lambda e: None, threading.Event())
     else:

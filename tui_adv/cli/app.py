@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..choices import ExecutorKind
 from ..errors import UserError
 from ..safe import one_line
 
@@ -76,6 +77,17 @@ CheckpointsOpt = Annotated[
     typer.Option("--checkpoints", envvar=ENV_CHECKPOINTS, show_envvar=True, metavar="DIR",
                  help="Checkpoint directory (default: next to a SQLite catalog, else the user cache); with many hosts, one they all mount at the same path."),
 ]
+from ..services.launch import ENV_RAY_ADDRESS  # noqa: E402 - read by the dashboard too
+
+ExecutorOpt = Annotated[
+    ExecutorKind,
+    typer.Option("--executor", case_sensitive=False, help="Where the runs execute: local processes, or tasks on a Ray cluster (needs the cluster extra, i.e. Ray; a catalog every node reaches, such as PostgreSQL, for many nodes)."),
+]
+RayAddressOpt = Annotated[
+    Optional[str],
+    typer.Option("--ray-address", metavar="ADDR", envvar=ENV_RAY_ADDRESS, show_envvar=True,
+                 help="The Ray cluster for --executor ray (e.g. 10.0.0.5:6379, or auto); default: a local Ray started for this command."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 HeadlessOpt = Annotated[bool, typer.Option("--headless", help="No dashboard: progress bars on stderr.")]
@@ -115,10 +127,17 @@ def main_callback(
     ctx: typer.Context,
     db: DbOpt = None,
     data_dir: DataOpt = None,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option("--ray-address", metavar="ADDR", envvar=ENV_RAY_ADDRESS, show_envvar=True,
+                     help="A Ray cluster the dashboard's launch screen may send runs to (its 'run on' field)."),
+    ] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """With no command: open the dashboard."""
     ctx.obj = {"db": _given(ctx, "db", db), "data_dir": _given(ctx, "data_dir", data_dir)}
+    if ray_address and ray_address.strip():
+        os.environ[ENV_RAY_ADDRESS] = ray_address.strip()  # read by the dashboard (services.launch)
     if ctx.invoked_subcommand is None:
         from ..tui.app import run_app
 

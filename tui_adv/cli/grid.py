@@ -10,15 +10,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..choices import Device, RunStatus
-from .app import CheckpointsOpt, DataOpt, DbOpt, JsonOpt, app, data_dir_of, db_of, device_option, use_checkpoints
+from ..choices import Device, ExecutorKind, RunStatus
+from .app import CheckpointsOpt, DataOpt, DbOpt, ExecutorOpt, JsonOpt, RayAddressOpt, app, data_dir_of, db_of, device_option, use_checkpoints
 from .render import fmt_pct
 
 
 @app.command()
 def grid(
     ctx: typer.Context,
-    config: Annotated[Path, typer.Argument(help="A TOML config, e.g. configs/softmax.toml.")],
+    config: Annotated[Path, typer.Argument(help="A TOML config, e.g. configs/softmax.toml, or a shipped config's name (softmax).")],
     vary: Annotated[list[str], typer.Option("--vary", metavar="KEY=V1,V2", help="A key and its values: --vary train.alpha=0,.5 (repeatable; the grid is the cross product).")],
     name: Annotated[Optional[str], typer.Option("--name", metavar="NAME", help="The group's name (default: CONFIG-grid-TIME); stored as the runs' experiment.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", metavar="N", min=1, max=256, help="Runs at once (local processes).")] = 1,
@@ -28,6 +28,8 @@ def grid(
     checkpoints: CheckpointsOpt = None,
     device: Annotated[Optional[Device], device_option("the config's, else auto")] = None,
     as_json: JsonOpt = False,
+    executor: ExecutorOpt = ExecutorKind.LOCAL,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Launch every combination of the --vary values as a group of runs (`adv-tui runs list --group NAME`).
 
@@ -40,6 +42,9 @@ def grid(
     from ..runner import resolve_device
     from ..safe import one_line
 
+    from ..config import resolve_config_path
+
+    config = resolve_config_path(config)  # a path, else a shipped config of that name (as `run` takes it)
     axes = parse_vary(vary)
     base = load_config_name(config, overrides or [])
     group = name if name is not None else f"{base}-grid-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -53,7 +58,15 @@ def grid(
     db, data_dir = db_of(ctx, db), data_dir_of(ctx, data_dir)
     load_mnist(data_dir, "cpu")
     Store(db).check_integrity()
-    print(f"adv-tui: grid {group!r}: {len(points)} runs, {min(jobs, len(points))} at a time", file=sys.stderr)
+    ex = None
+    if executor == ExecutorKind.RAY:
+        from ..ray_executor import RayExecutor, worker_data_root
+
+        ex = RayExecutor(ray_address)
+        data_dir = worker_data_root(data_dir)
+        print(f"adv-tui: grid {group!r}: {len(points)} runs as Ray tasks on {ray_address or 'a local Ray'}, {min(ex.capacity, len(points))} at a time", file=sys.stderr)
+    else:
+        print(f"adv-tui: grid {group!r}: {len(points)} runs, {min(jobs, len(points))} at a time", file=sys.stderr)
 
     done = 0
 
@@ -63,7 +76,7 @@ def grid(
         tail = f": {one_line(r['error'])}" if r.get("error") and r["status"] != RunStatus.COMPLETED else ""
         print(f"adv-tui: [{done}/{len(points)}] run {r['run_id']} {r['status']}  {p.label}{tail}", file=sys.stderr)
 
-    results = run_local(points, db=db, data_dir=data_dir, device=dev, jobs=jobs, on_done=on_done)
+    results = run_local(points, db=db, data_dir=data_dir, device=dev, jobs=jobs, on_done=on_done, executor=ex)
     store = Store(db)
     rows = []
     for p, r in zip(points, results):

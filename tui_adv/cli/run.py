@@ -18,7 +18,23 @@ import typer
 from ..choices import Dataset, Device, RunStatus
 from ..errors import UserError
 from ..safe import one_line
-from .app import CheckpointsOpt, use_checkpoints, DataOpt, DbOpt, HeadlessOpt, JsonOpt, QuietOpt, _run_id, app, data_dir_of, db_of, device_option
+from ..choices import ExecutorKind
+from .app import (
+    CheckpointsOpt,
+    DataOpt,
+    DbOpt,
+    ExecutorOpt,
+    HeadlessOpt,
+    JsonOpt,
+    QuietOpt,
+    RayAddressOpt,
+    _run_id,
+    app,
+    data_dir_of,
+    db_of,
+    device_option,
+    use_checkpoints,
+)
 from .render import err_console, print_summary
 
 
@@ -38,8 +54,11 @@ def run(
     overrides: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Override a config key: --set train.epochs=5 (repeatable).")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    executor: ExecutorOpt = ExecutorKind.LOCAL,
+    ray_address: RayAddressOpt = None,
 ) -> None:
-    """Train and sweep one config; every metric goes to the catalog as it happens."""
+    """Train and sweep one config; every metric goes to the catalog as it happens (--executor ray: as a
+    task on a Ray cluster, which implies --headless)."""
     from ..catalog import Store
     from ..config import load_config, resolve_config_path
     from ..runner import Runner, resolve_device
@@ -51,7 +70,7 @@ def run(
     use_checkpoints(ctx, checkpoints)
     db = db_of(ctx, db)
     data_dir = data_dir_of(ctx, data_dir)
-    if not headless:
+    if not headless and executor != ExecutorKind.RAY:
         from ..tui.app import run_app
 
         run_app(db=db, data_dir=data_dir, launch=(str(config), list(overrides or []), dev))
@@ -62,6 +81,13 @@ def run(
     check_dataset(cfg.data.dataset, data_dir)
     store = Store(db)
     store.check_integrity()  # a damaged file fails here, before a row is added, not late with one half written
+    if executor == ExecutorKind.RAY:
+        from ..executor import StepTask
+        from ..ray_executor import worker_data_root
+
+        task = StepTask(key=cfg.name, profile=cfg.profile or "", db_url=store.url, data_dir=worker_data_root(data_dir), device=dev or cfg.device, config_json=cfg.to_json())
+        _on_ray(store, task, ray_address, as_json=as_json)
+        return
     stop = threading.Event()
     runner = Runner(cfg, store, data_dir=data_dir, device=dev, stop_event=stop)
     install_signal_handlers(stop, lambda: runner.working)
@@ -80,9 +106,12 @@ def resume(
     device: Annotated[Optional[Device], device_option("the run's config, else auto")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    executor: ExecutorOpt = ExecutorKind.LOCAL,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Continue an interrupted, cancelled or failed run from its last checkpoint, in the same run row
-    (without --headless: in the background, followed live in the dashboard).
+    (without --headless: in the background, followed live in the dashboard; --executor ray: as a task
+    on any node of a Ray cluster that reaches the catalog and the checkpoint).
 
     Metric rows written after the checkpoint are dropped first, so nothing is duplicated; the model,
     optimizer, RNG and data-order state come from the checkpoint, so on CPU with a fixed seed the run
@@ -105,6 +134,14 @@ def resume(
     runner = Runner.for_resume(store, run_id, data_dir=data_dir, device=dev, stop_event=stop)
     resolve_device(runner.device_request)
     check_dataset(runner.cfg.data.dataset, data_dir)
+    if executor == ExecutorKind.RAY:
+        from ..executor import StepTask
+        from ..ray_executor import worker_data_root
+
+        task = StepTask(key=f"resume {run_id}", profile="", db_url=store.url, data_dir=worker_data_root(data_dir), device=dev or "auto",
+                        resume_run_id=run_id, resume_only=True)
+        _on_ray(store, task, ray_address, as_json=as_json)
+        return
     if not headless:  # checked here (one line, exit 2, nothing written); the dashboard starts it and follows it
         from ..tui.app import run_app
 
@@ -113,6 +150,39 @@ def resume(
         return
     install_signal_handlers(stop, lambda: runner.working)
     _execute_and_report(store, runner, quiet=quiet, as_json=as_json)
+
+
+def _on_ray(store, task, address: str | None, *, as_json: bool) -> None:  # noqa: ANN001
+    """Run one StepTask on Ray and wait for it; Ctrl-C cancels the task (the run ends cancelled). Prints
+    the run's summary (or its JSON); exit 1 unless it completed."""
+    from ..ray_executor import RayExecutor
+    from ..services.export import json_default
+    from ..services.runs import run_document
+
+    ex = RayExecutor(address)
+    try:
+        handle = ex.submit(task)
+        where = address or "a local Ray"
+        print(f"adv-tui: {task.key} submitted to {where} as a Ray task; its progress is in the catalog (adv-tui runs list, or the dashboard)", file=sys.stderr)
+        try:
+            outcome = handle.result()
+        except KeyboardInterrupt:
+            print("\nadv-tui: stopping the Ray task (status: cancelled)…", file=sys.stderr)
+            ex.stop()
+            outcome = handle.result()
+    finally:
+        ex.shutdown()
+    if outcome.run_id is None:
+        print(f"adv-tui: {task.key} {outcome.status}: {one_line(outcome.error or 'no reason recorded')}", file=sys.stderr)
+        raise typer.Exit(1)
+    run_row = store.get_run(outcome.run_id)
+    if as_json:
+        typer.echo(json.dumps(run_document(store, run_row), default=json_default))
+    else:
+        print_summary(store, run_row)
+    if outcome.status != RunStatus.COMPLETED:
+        print(f"adv-tui: run {run_row.id} {outcome.status}: {one_line(outcome.error or run_row.error or 'no reason recorded')}", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def _execute_and_report(store, runner, *, quiet: bool, as_json: bool, note: str | None = None) -> None:  # noqa: ANN001

@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..choices import Device, Profile
+from ..choices import Device, ExecutorKind, Profile
 from ..errors import UserError
-from .app import CheckpointsOpt, use_checkpoints, DataOpt, DbOpt, JsonOpt, app, data_dir_of, db_of, reader_store
+from .app import CheckpointsOpt, DataOpt, DbOpt, ExecutorOpt, JsonOpt, RayAddressOpt, app, data_dir_of, db_of, reader_store, use_checkpoints
 from .render import err_console, esc, out_console, print_scorecard
 from .run import install_signal_handlers
 
@@ -43,6 +43,8 @@ def reproduce(
     as_json: JsonOpt = False,
     jobs: Annotated[int, typer.Option("--jobs", metavar="N", min=1, max=64, help="Run up to N independent steps at once, each in its own worker process (cores // N torch threads each); parents still finish before the steps that read them.")] = 1,
     plan: Annotated[bool, typer.Option("--plan", help="Print the steps (parents, epochs, device, a time estimate from a short calibration measured now) and run nothing.")] = False,
+    executor: ExecutorOpt = ExecutorKind.LOCAL,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Run the experiment suite behind every claim (reusing finished runs), then print the scorecard."""
     import time
@@ -65,8 +67,15 @@ def reproduce(
     store = Store(db_of(ctx, db))
     store.check_integrity()
     stop = threading.Event()
+    on_ray = executor == ExecutorKind.RAY
+    if on_ray:
+        from ..ray_executor import worker_data_root
+
+        data_dir = worker_data_root(data_dir)
     rep = Reproducer(store, profile.value, only=only.split(",") if only else None, fresh=fresh, data_dir=data_dir, device=device.value, stop_event=stop,
                      jobs=jobs)
+    if not headless and on_ray:
+        raise UserError("--executor ray goes with --headless (open the dashboard on the same catalog to watch the runs)")
     if not headless:
         if as_json:
             raise UserError("--json goes with --headless (the dashboard shows the scorecard itself)")
@@ -87,7 +96,17 @@ def reproduce(
             err.print(f"suite finished in {e['seconds']:.0f} s")
 
     rep.emit = emit
-    rep.run()
+    if on_ray:
+        from ..ray_executor import RayExecutor
+
+        ray_ex = RayExecutor(ray_address)
+        err.print(f"steps run as Ray tasks on {esc(ray_address or 'a local Ray')} ({ray_ex.capacity} at once); their progress is in the catalog")
+        try:
+            rep.run(ray_ex)
+        finally:
+            ray_ex.shutdown()
+    else:
+        rep.run()
     elapsed = time.perf_counter() - t0
     results = scorecard(store, [profile.value])
     if as_json:

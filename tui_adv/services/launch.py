@@ -125,9 +125,20 @@ def adv_tui_argv(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "tui_adv.cli", *args]
 
 
-def launch_argv(config: str, overrides: list[str], *, db_url: str | None = None, data_dir: str | None, device: str | None) -> list[str]:
+ENV_RAY_ADDRESS = "ADV_TUI_RAY_ADDRESS"
+
+
+def configured_ray_address() -> str | None:
+    """The Ray cluster the dashboard may send runs to (``adv-tui --ray-address ADDR`` or
+    ``$ADV_TUI_RAY_ADDRESS``), or None."""
+    return (os.environ.get(ENV_RAY_ADDRESS) or "").strip() or None
+
+
+def launch_argv(config: str, overrides: list[str], *, db_url: str | None = None, data_dir: str | None, device: str | None,
+                ray_address: str | None = None) -> list[str]:
     """The child's command line. The catalog URL is not on it (argv is visible to every user in
-    ``ps``, and the URL may hold a password): :func:`child_env` passes it as ``$ADV_TUI_DB``."""
+    ``ps``, and the URL may hold a password): :func:`child_env` passes it as ``$ADV_TUI_DB``. With
+    ``ray_address`` the child submits the run to that Ray cluster and waits for it there."""
     argv = adv_tui_argv(["run", str(config), "--headless", "--quiet"])
     if data_dir:
         argv += ["--data-dir", str(data_dir)]
@@ -135,6 +146,8 @@ def launch_argv(config: str, overrides: list[str], *, db_url: str | None = None,
         argv += ["--device", device]
     for o in overrides:
         argv += ["--set", o]
+    if ray_address:
+        argv += ["--executor", "ray", "--ray-address", ray_address]
     return argv
 
 
@@ -160,9 +173,11 @@ def check_data_dir(data_dir: str | None, dataset: str = "mnist") -> tuple[bool, 
     return proc.returncode == 0, out[-1] if out else f"exit code {proc.returncode}"
 
 
-def spawn_run(config: str, overrides: list[str], *, db_url: str, data_dir: str | None = None, device: str | None = None) -> Launched:
-    """Start ``adv-tui run --headless`` as a detached process (see :func:`spawn_detached`)."""
-    return _spawn(launch_argv(config, overrides, data_dir=data_dir, device=device), db_url)
+def spawn_run(config: str, overrides: list[str], *, db_url: str, data_dir: str | None = None, device: str | None = None,
+              ray_address: str | None = None) -> Launched:
+    """Start ``adv-tui run --headless`` (``--executor ray`` with ``ray_address``) as a detached process
+    (see :func:`spawn_detached`)."""
+    return _spawn(launch_argv(config, overrides, data_dir=data_dir, device=device, ray_address=ray_address), db_url)
 
 
 def resume_argv(run_id: int, *, data_dir: str | None, device: str | None) -> list[str]:
