@@ -386,7 +386,7 @@ async def test_launch_form_builds_overrides_and_spawns(make, until, monkeypatch,
 
     calls = []
 
-    def fake_spawn(config, overrides, *, db_url, data_dir=None, device=None):
+    def fake_spawn(config, overrides, *, db_url, data_dir=None, device=None, ray_address=None):
         calls.append((config, overrides, device))
         return Launched(pid=999_999, argv=[], log_path=__import__("pathlib").Path("/nonexistent"), started=0.0)
 

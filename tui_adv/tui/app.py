@@ -8,19 +8,15 @@ Runs are trained by separate ``adv-tui run --headless`` processes, never in this
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.content import Content
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
@@ -29,45 +25,14 @@ from ..choices import ACTIVE
 from ..catalog.store import READER_LOCK_WAIT_S, Store
 from ..errors import UserError
 from ..safe import printable, redact_url
-from .safe_text import escaped
-from .feed import sleep_unless_cancelled
+from .commands import RunsCommands
+from .feed import reap_ray_launches, sleep_unless_cancelled
 from .messages import CatalogProblem, CatalogUpdate
-from ..services.launch import Launched, spawn_resume, spawn_run
+from ..services.launch import Launched, configured_ray_address, spawn_resume, spawn_run
 from .model import Clock, STATUS_FILTERS, real_clock, resumable
 
 POLL_INTERVAL_S = 0.5  # at most 2 catalog refreshes a second
 LIVENESS_INTERVAL_S = 5.0
-
-
-class RunsCommands(Provider):
-    """Command palette: open any loaded run by id or name."""
-
-    def _runs(self) -> list[Run]:
-        from .screens.runs import RunsScreen
-
-        for screen in self.app.screen_stack:
-            if isinstance(screen, RunsScreen):
-                return [screen.runs[i] for i in screen.order[:500]]
-        return []
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        app = self.app
-        q = query.strip().lstrip("#")
-        if q.isdigit():
-            yield Hit(1.0, f"Open run #{q}", partial(app.open_run, int(q)), help="open the run with this id")
-        for run in self._runs():
-            text = printable(f"Open run #{run.id} {run.name} ({run.status})")
-            score = matcher.match(text)
-            if score > 0:
-                # highlight() parses its argument as markup: a name with "[" is shown plain instead
-                shown = matcher.highlight(text) if "[" not in text else Content(text)
-                yield Hit(score, shown, partial(app.open_run, int(run.id)), text=text, help=escaped(f"{run.experiment} · {run.claims or 'no claims'}"))
-
-    async def discover(self) -> Hits:
-        for run in self._runs()[:10]:
-            text = printable(f"Open run #{run.id} {run.name} ({run.status})")
-            yield DiscoveryHit(Content(text), partial(self.app.open_run, int(run.id)), text=text, help=escaped(run.experiment))
 
 
 class AdvApp(App):
@@ -115,6 +80,8 @@ class AdvApp(App):
         self.poll_enabled = poll
         self.selected: set[int] = set()
         self.launched: dict[int, Launched] = {}
+        self.ray_launched: dict[int, Launched] = {}  # children that sent a run to Ray (feed.reap_ray_launches)
+        self.ray_address = configured_ray_address()
         self.total_runs: int | None = None
         self.catalog_problem: str | None = None
         self.started_at = time.monotonic()
@@ -173,6 +140,8 @@ class AdvApp(App):
                     for launched in list(self.launched.values()):
                         launched.exited()  # reap finished children, so a dead one is not a zombie "alive"
                     dead = self.store.refresh_liveness()
+                    for text, severity in reap_ray_launches(self.store, self.ray_launched):
+                        self.call_from_thread(self.notify, text, severity=severity, timeout=10)
                     last_liveness = t0
                 runs = self.store.runs_updated_since(since)
                 if runs:
@@ -320,15 +289,21 @@ class AdvApp(App):
         else:
             self.push_screen(screen)
 
-    def launch_run(self, config: str, overrides: list[str], device: str | None, *, data_dir: str | None = None) -> Launched | None:
-        """Start a headless run process and show its live screen."""
+    def launch_run(self, config: str, overrides: list[str], device: str | None, *, data_dir: str | None = None, ray: bool = False) -> Launched | None:
+        """Start a headless run process and show its live screen (``ray``: the process sends the run to
+        the configured Ray cluster; it shows in the history once a worker starts it)."""
         from .screens.live import LiveRunScreen
 
+        address = self.ray_address if ray else None
         try:
-            launched = spawn_run(config, overrides, db_url=self.store.url, data_dir=data_dir or self.data_dir, device=device)
+            launched = spawn_run(config, overrides, db_url=self.store.url, data_dir=data_dir or self.data_dir, device=device, ray_address=address)
         except OSError as e:
             self.notify(f"cannot start the run: {e}", severity="error")
             return None
+        if address:
+            self.ray_launched[launched.pid] = launched
+            self.notify(f"sent {Path(config).name} to Ray at {address} (pid {launched.pid}); it shows here when a worker starts it", title="run sent to Ray")
+            return launched
         self.launched[launched.pid] = launched
         self.notify(f"started {Path(config).name} (pid {launched.pid}); it keeps running if you quit", title="run launched")
         self.push_screen(LiveRunScreen(None, launched=launched))

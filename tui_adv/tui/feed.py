@@ -56,6 +56,31 @@ def record_launch_failure(store: Store, argv: list[str], cause: str) -> int:
     return int(run.id)
 
 
+def reap_ray_launches(store: Store, launched: dict[int, Launched]) -> list[tuple[str, str]]:
+    """Children that sent a run to Ray (the run's row is made by the Ray worker, with the worker's pid,
+    so no live screen can follow the child): each one that exited is dropped from ``launched``; one that
+    failed before its task made a row (exit code 2: bad input, Ray unreachable) leaves a ``failed`` row
+    with the cause. Returns (message, severity) notifications for the ones that ended."""
+    out: list[tuple[str, str]] = []
+    for pid, child in list(launched.items()):
+        code = child.exited()
+        if code is None:
+            continue
+        del launched[pid]
+        if code == 0:
+            out.append((f"the Ray run sent from the dashboard (pid {pid}) completed", "information"))
+            continue
+        cause = launch_cause(child.log_tail()) or f"the process exited with code {code}"
+        if code == 2:  # refused before any row was made
+            try:
+                rid = record_launch_failure(store, child.argv, cause)
+                cause = f"run {rid} failed: {cause}"
+            except Exception:  # noqa: BLE001 - an unwritable catalog: the notification still says why
+                pass
+        out.append((f"Ray launch: {cause}", "error"))
+    return out
+
+
 class RunFeed:
     """Fetch one run's new rows (metrics, sweep points, logs) above the last ids seen.
 

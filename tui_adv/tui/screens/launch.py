@@ -65,6 +65,10 @@ class LaunchScreen(Screen):
                     yield Input(compact=True, id="f-extra", placeholder="key=value … e.g. data.train_limit=2000 data.test_limit=500")
                     yield Label("data dir")
                     yield Input(compact=True, id="f-data", placeholder="MNIST root (default $ADV_TUI_DATA, else the user cache)")
+                    if self.app.ray_address:  # adv-tui --ray-address ADDR / $ADV_TUI_RAY_ADDRESS
+                        yield Label("run on")
+                        yield Select([("this machine (a background process)", "local"), (f"Ray at {self.app.ray_address}", "ray")],
+                                     id="f-executor", allow_blank=False, value="local", compact=True)
                 yield Static(id="launch-data", classes="dim")
                 yield Static(id="launch-estimate", classes="dim")
                 yield Static(id="launch-hint", classes="dim")
@@ -189,6 +193,11 @@ class LaunchScreen(Screen):
         device = str(self.query_one("#f-device", Select).value)
         return out, device
 
+    def on_ray(self) -> bool:
+        """Whether the run goes to the configured Ray cluster (the "run on" field, shown only then)."""
+        found = self.query("#f-executor")
+        return bool(self.app.ray_address and found and str(found.first(Select).value) == "ray")
+
     def _preview(self) -> None:
         err = self.query_one("#launch-error", Static)
         cmd = self.query_one("#launch-cmd", Static)
@@ -211,6 +220,8 @@ class LaunchScreen(Screen):
             parts += ["--data-dir", data_dir]
         for o in overrides:
             parts += ["--set", o]
+        if self.on_ray():
+            parts += ["--executor", "ray", "--ray-address", self.app.ray_address]
         cmd.update(Text.assemble(("$ ", "dim"), (" ".join(shlex.quote(p) for p in parts), "")))
 
     @on(Input.Changed)
@@ -282,5 +293,6 @@ class LaunchScreen(Screen):
         err.update("")
         app = self.app
         data_dir = self.query_one("#f-data", Input).value.strip() or None
+        ray = self.on_ray()
         app.pop_screen()
-        app.launch_run(str(self.current.path), overrides, device, data_dir=data_dir)
+        app.launch_run(str(self.current.path), overrides, device, data_dir=data_dir, ray=ray)
