@@ -324,6 +324,33 @@ def config_diff(configs: dict[int, dict]) -> list[tuple[str, dict[int, str]]]:
     return rows
 
 
+def varied_axes(diff: list[tuple[str, dict[int, str]]]) -> tuple[str, str | None, dict[int, float], dict[int, str]] | None:
+    """What a grid of runs varied, for the compare screen's "FGSM error vs the varied key" plot: from the
+    config keys that differ (:func:`config_diff`), the numeric ones (every run's value a number), when
+    there are one or two: (the x key, the other key or None, run id → x, run id → the other key's value).
+    The x key is the one with more distinct values. None when no such plot applies."""
+
+    def number(v: str) -> float | None:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            return None
+        return x if x == x and abs(x) != float("inf") else None
+
+    numeric = [(k, vals) for k, vals in diff if all(number(v) is not None for v in vals.values())]
+    if not 1 <= len(numeric) <= 2:
+        return None
+    numeric.sort(key=lambda kv: -len(set(kv[1].values())))
+    (xk, xv), rest = numeric[0], numeric[1:]
+    if len(set(xv.values())) < 2:
+        return None
+    xs = {rid: float(number(v)) for rid, v in xv.items()}
+    if rest:
+        gk, gv = rest[0]
+        return xk, gk, xs, dict(gv)
+    return xk, None, xs, {rid: "" for rid in xs}
+
+
 def fmt_value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:g}"

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Static
 
 from ...catalog.schema import Run
 from ...config import dataset_of
-from ..model import STATUS_GLYPH, STATUS_STYLE, config_diff, duration, hex_colour, pct, run_colour, run_label
+from ..model import STATUS_GLYPH, STATUS_STYLE, config_diff, duration, hex_colour, pct, run_colour, run_label, varied_axes
 from ..widgets.charts import Chart, Series
 from ..safe_text import plain
 from ..widgets.footer import AppFooter
@@ -63,6 +63,8 @@ class CompareScreen(Screen):
                 yield Chart("test/valid error per epoch (%) · FGSM dotted, right axis", xlabel="epoch", integer_x=True, ylabel="clean %",
                             ylabel_right="FGSM %", empty="no per-epoch metrics", id="cmp-errors")
                 yield Chart("train loss per epoch", xlabel="epoch", integer_x=True, empty="no per-epoch metrics", id="cmp-loss")
+            # a grid (runs that differ in one or two numeric config keys): final FGSM error against the key
+            yield Chart("final FGSM error (%) vs the varied key", ylim=(0, 100), empty="", id="cmp-vary")
             yield Static(Text("config keys that differ", style="bold"), id="compare-diff-title")
             yield Table(id="compare-diff", cursor_type="none", zebra_stripes=True)
         yield AppFooter()
@@ -159,6 +161,7 @@ class CompareScreen(Screen):
         self.query_one("#cmp-sweep", Chart).set_series(sweep)
         self.query_one("#cmp-errors", Chart).set_series(errors)
         self.query_one("#cmp-loss", Chart).set_series(loss)
+        self._draw_vary(diff)
 
         table = self.query_one("#compare-diff", DataTable)
         table.clear(columns=True)
@@ -170,6 +173,25 @@ class CompareScreen(Screen):
             table.add_row(plain(key), *(plain(vals[int(rc.run.id)]) for rc in self.data))
         if not diff:
             table.add_row(Text("(identical configs)", style="dim"), *("" for _ in self.data))
+
+    def _draw_vary(self, diff: list[tuple[str, dict[int, str]]]) -> None:
+        """The grid plot: final FGSM error (ε = .25) against the varied numeric key, one line per value
+        of a second varied key; hidden unless the compared runs vary one or two numeric keys."""
+        chart = self.query_one("#cmp-vary", Chart)
+        axes = varied_axes(diff)
+        runs = {int(rc.run.id): rc.run for rc in self.data}
+        series: list[Series] = []
+        if axes is not None:
+            xk, gk, xs, groups = axes
+            for g in sorted(set(groups.values()), key=lambda v: (len(v), v)):
+                pts = sorted((xs[rid], 100 * runs[rid].fgsm_error, rid) for rid, v in groups.items() if v == g and runs[rid].fgsm_error is not None)
+                if pts:
+                    series.append(Series(f"{gk}={g}" if gk else "FGSM error", [p[0] for p in pts], [p[1] for p in pts],
+                                         run_colour(pts[0][2]), marker="hd"))
+            title = f"final FGSM error (%, ε=.25) vs {xk}" + (f" · a line per {gk}" if gk else "")
+            chart.xlabel = xk
+            chart.set_series(series, title=title)
+        chart.set_class(bool(series), "-shown")
 
     def action_open(self) -> None:
         legend = self.query_one("#compare-legend", DataTable)
