@@ -38,15 +38,21 @@ def _result(store, run_id):
     return r.status, summary
 
 
-def test_jobs_2_gives_the_results_of_jobs_1_parents_first(tmp_path, monkeypatch, mnist_root):
+def one_thread_reference(tmp_path, monkeypatch, mnist_root) -> tuple[Store, dict[str, int]]:
+    """The miniature suite (:func:`_steps`) run one step at a time in this process with one torch thread,
+    the thread count of a pool worker or a Ray task: the same arithmetic, so the same bits."""
     monkeypatch.setattr(rp.orchestrator, "suite", lambda profile: _steps())
     one = Store(str(tmp_path / "one.db"))
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers' thread count: the same arithmetic, so the same bits
+    torch.set_num_threads(1)
     try:
-        ids1 = _suite(one, mnist_root, 1, [])
+        return one, _suite(one, mnist_root, 1, [])
     finally:
         torch.set_num_threads(threads)
+
+
+def test_jobs_2_gives_the_results_of_jobs_1_parents_first(tmp_path, monkeypatch, mnist_root):
+    one, ids1 = one_thread_reference(tmp_path, monkeypatch, mnist_root)
     two = Store(str(tmp_path / "two.db"))
     events: list[dict] = []
     pool = LocalPoolExecutor(2, threads=1)

@@ -18,14 +18,12 @@ import sqlite3
 import time
 
 import pytest
-import torch
 
-from tui_adv import reproduce as rp
 from tui_adv.catalog.store import Store
 from tui_adv.executor import StepTask
 
 from test_grid import TINY, VARY, _results
-from test_jobs import _result, _steps, _suite
+from test_jobs import _result, _steps, _suite, one_thread_reference
 
 def test_a_four_point_grid_on_ray_equals_the_local_pool(cli, mnist_root, tmp_path, ray_address):
     db = tmp_path / "runs.db"
@@ -45,14 +43,7 @@ def test_a_four_point_grid_on_ray_equals_the_local_pool(cli, mnist_root, tmp_pat
 def test_the_suite_on_ray_runs_parents_first_with_the_results_of_one_at_a_time(tmp_path, monkeypatch, mnist_root, ray_address):
     from tui_adv.ray_executor import RayExecutor
 
-    monkeypatch.setattr(rp.orchestrator, "suite", lambda profile: _steps())
-    one = Store(str(tmp_path / "one.db"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a Ray task's thread count (one CPU asked for): the same arithmetic
-    try:
-        ids1 = _suite(one, mnist_root, 1, [])
-    finally:
-        torch.set_num_threads(threads)
+    one, ids1 = one_thread_reference(tmp_path, monkeypatch, mnist_root)  # a Ray task runs one torch thread too
     two = Store(str(tmp_path / "two.db"))
     events: list[dict] = []
     ex = RayExecutor(ray_address)

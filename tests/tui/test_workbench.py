@@ -21,6 +21,15 @@ from .conftest import REPO
 SIZES = [(160, 48), (80, 24)]
 
 
+async def open_detail(pilot, until, run_id: int):
+    """From the history, once loaded, to the detail screen of ``run_id``, once loaded."""
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+    app.open_run(run_id)
+    await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.loaded)
+    return app.screen
+
+
 def _text(screen, selector: str) -> str:
     return str(screen.query_one(selector, Static).render())
 
@@ -38,9 +47,7 @@ async def test_detail_header_keeps_status_and_both_errors_with_their_set(make, s
     _store, ids = seeded
     app = make()
     async with app.run_test(size=size) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
-        app.open_run(ids["maxout"])
-        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.loaded)
+        await open_detail(pilot, until, ids["maxout"])
         title = app.screen.query_one("#detail-title", Static)
         shown = "\n".join(line.text for line in title.render_lines(title.region.reset_offset))
         for want in ("completed", "clean 1.12%", "FGSM ε=.25 89.43%", "test set"):
@@ -68,9 +75,7 @@ async def test_training_chart_has_integer_ticks_fgsm_on_its_own_axis_and_legend_
     _store, ids = seeded
     app = make()
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
-        app.open_run(ids["maxout"])
-        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.loaded)
+        await open_detail(pilot, until, ids["maxout"])
         await pilot.press("3")
         chart = app.screen.query_one("#detail-errors", Chart)
         await until(pilot, lambda: len(chart.series) == 3 and not chart.pending and chart._cache is not None)
@@ -149,9 +154,7 @@ async def test_a_completed_run_offers_no_resume(make, seeded, until):
     _store, ids = seeded
     app = make()
     async with app.run_test(size=(120, 30)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
-        app.open_run(ids["maxout"])
-        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.loaded)
+        await open_detail(pilot, until, ids["maxout"])
         assert "r" not in [k.key for k in app.screen.query("FooterKey")]
 
 
