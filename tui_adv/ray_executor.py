@@ -46,13 +46,9 @@ def _remote_step(task: StepTask, checkpoints: str | None) -> StepOutcome:
     return run_task(task)
 
 
-def worker_data_root(data_dir: str | None) -> str:
-    """The data root a Ray task reads: the one this command resolves (``--data-dir`` >
-    ``$ADV_TUI_DATA`` > the user cache), absolute, since a worker has neither this working directory nor
-    necessarily this environment. Every node needs the files at that path (a shared mount, or a copy)."""
-    from .core.datasets import resolve_data_root
-
-    return str(resolve_data_root(data_dir).absolute())
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -69,13 +65,17 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise UserError(f"cannot reach the Ray cluster at {address}: {e.strerror or type(e).__name__} (is `ray start --head` running there?)") from None
 
 
-def _absolute_sqlite(task: StepTask) -> StepTask:
-    """A relative SQLite path made absolute: a Ray worker's working directory is not the driver's."""
-    prefix = "sqlite:///"
-    if task.db_url.startswith(prefix) and not task.db_url.startswith(prefix + "/") and ":memory:" not in task.db_url:
-        path = task.db_url[len(prefix):]
-        return dataclasses.replace(task, db_url=prefix + os.path.abspath(path))
-    return task
+def _for_workers(task: StepTask) -> StepTask:
+    """The task as a Ray worker must read it, since a worker has neither this process's working
+    directory nor necessarily its environment: a relative SQLite path made absolute, and the data root
+    this process resolves (``--data-dir`` > ``$ADV_TUI_DATA`` > the user cache), absolute. Every node
+    needs the files at that path (a shared mount, or a copy)."""
+    from .core.datasets import resolve_data_root
+
+    db_url, prefix = task.db_url, "sqlite:///"
+    if db_url.startswith(prefix) and not db_url.startswith(prefix + "/") and ":memory:" not in db_url:
+        db_url = prefix + os.path.abspath(db_url[len(prefix):])
+    return dataclasses.replace(task, db_url=db_url, data_dir=str(resolve_data_root(task.data_dir).absolute()))
 
 
 class _RayHandle:
@@ -92,8 +92,7 @@ class _RayHandle:
         except self.ray.exceptions.TaskCancelledError:
             return StepOutcome(self.key, None, RunStatus.CANCELLED, 0.0, "cancelled before it started")
         except self.ray.exceptions.RayError as e:  # the worker died (killed, out of memory, node lost)
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            return StepOutcome(self.key, None, RunStatus.INTERRUPTED, 0.0, f"the Ray worker running the step died: {type(e).__name__}: {first}")
+            return StepOutcome(self.key, None, RunStatus.INTERRUPTED, 0.0, f"the Ray worker running the step died: {type(e).__name__}: {_first_line(e)}")
 
 
 class RayExecutor:
@@ -109,11 +108,10 @@ class RayExecutor:
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
             except Exception as e:  # noqa: BLE001 - an unreachable cluster, a bad address: one line
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 hint = ("; a cluster with token authentication also needs RAY_AUTH_MODE=token here, and its token "
                         "(ray get-auth-token on the head) in ~/.ray/auth_token or $RAY_AUTH_TOKEN") if address and os.environ.get("RAY_AUTH_MODE") != "token" else ""
-                raise UserError(f"cannot reach {where}: {first}{hint}") from None
+                raise UserError(f"cannot reach {where}: {_first_line(e)}{hint}") from None
             self._started = True
         res = ray.cluster_resources()
         self.gpus = int(res.get("GPU", 0))
@@ -130,7 +128,7 @@ class RayExecutor:
         return {"num_cpus": 1}
 
     def submit(self, task: StepTask) -> _RayHandle:
-        task = _absolute_sqlite(task)
+        task = _for_workers(task)
         ref = self._remote.options(**self.resources(task.device), name=f"adv-tui:{task.key}").remote(task, self.checkpoints)
         self._refs.append(ref)
         return _RayHandle(self.ray, task.key, ref)
@@ -139,7 +137,7 @@ class RayExecutor:
         return []  # progress lives in the shared catalog (the dashboard follows it there)
 
     def stop(self) -> None:
-        ready, pending = self.ray.wait(self._refs, num_returns=len(self._refs), timeout=0) if self._refs else ([], [])
+        _ready, pending = self.ray.wait(self._refs, num_returns=len(self._refs), timeout=0) if self._refs else ([], [])
         for ref in pending:
             try:
                 self.ray.cancel(ref, force=False)

@@ -17,6 +17,7 @@ import typer
 from ..choices import ExecutorKind
 from ..errors import UserError
 from ..safe import one_line
+from ..services.launch import ENV_RAY_ADDRESS  # read by the dashboard too
 
 
 def _flags_without_type() -> None:
@@ -77,16 +78,18 @@ CheckpointsOpt = Annotated[
     typer.Option("--checkpoints", envvar=ENV_CHECKPOINTS, show_envvar=True, metavar="DIR",
                  help="Checkpoint directory (default: next to a SQLite catalog, else the user cache); with many hosts, one they all mount at the same path."),
 ]
-from ..services.launch import ENV_RAY_ADDRESS  # noqa: E402 - read by the dashboard too
-
 ExecutorOpt = Annotated[
     ExecutorKind,
     typer.Option("--executor", case_sensitive=False, help="Where the runs execute: local processes, or tasks on a Ray cluster (needs the cluster extra, i.e. Ray; a catalog every node reaches, such as PostgreSQL, for many nodes)."),
 ]
+def ray_address_option(help_text: str) -> object:
+    """``--ray-address ADDR`` (or ``$ADV_TUI_RAY_ADDRESS``), with the help of the command it is on."""
+    return typer.Option("--ray-address", metavar="ADDR", envvar=ENV_RAY_ADDRESS, show_envvar=True, help=help_text)
+
+
 RayAddressOpt = Annotated[
     Optional[str],
-    typer.Option("--ray-address", metavar="ADDR", envvar=ENV_RAY_ADDRESS, show_envvar=True,
-                 help="The Ray cluster for --executor ray (e.g. 10.0.0.5:6379, or auto); default: a local Ray started for this command."),
+    ray_address_option("The Ray cluster for --executor ray (e.g. 10.0.0.5:6379, or auto); default: a local Ray started for this command."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
@@ -127,11 +130,7 @@ def main_callback(
     ctx: typer.Context,
     db: DbOpt = None,
     data_dir: DataOpt = None,
-    ray_address: Annotated[
-        Optional[str],
-        typer.Option("--ray-address", metavar="ADDR", envvar=ENV_RAY_ADDRESS, show_envvar=True,
-                     help="A Ray cluster the dashboard's launch screen may send runs to (its 'run on' field)."),
-    ] = None,
+    ray_address: Annotated[Optional[str], ray_address_option("A Ray cluster the dashboard's launch screen may send runs to (its 'run on' field).")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """With no command: open the dashboard."""

@@ -40,9 +40,8 @@ def grid(
     from ..errors import UserError
     from ..grid import grid_points, parse_vary, run_local
     from ..runner import resolve_device
-    from ..safe import one_line
-
     from ..config import resolve_config_path
+    from ..safe import one_line
 
     config = resolve_config_path(config)  # a path, else a shipped config of that name (as `run` takes it)
     axes = parse_vary(vary)
@@ -60,10 +59,9 @@ def grid(
     Store(db).check_integrity()
     ex = None
     if executor == ExecutorKind.RAY:
-        from ..ray_executor import RayExecutor, worker_data_root
+        from ..ray_executor import RayExecutor
 
         ex = RayExecutor(ray_address)
-        data_dir = worker_data_root(data_dir)
         print(f"adv-tui: grid {group!r}: {len(points)} runs as Ray tasks on {ray_address or 'a local Ray'}, {min(ex.capacity, len(points))} at a time", file=sys.stderr)
     else:
         print(f"adv-tui: grid {group!r}: {len(points)} runs, {min(jobs, len(points))} at a time", file=sys.stderr)

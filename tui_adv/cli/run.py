@@ -15,10 +15,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..choices import Dataset, Device, RunStatus
+from ..choices import Dataset, Device, ExecutorKind, RunStatus
 from ..errors import UserError
 from ..safe import one_line
-from ..choices import ExecutorKind
 from .app import (
     CheckpointsOpt,
     DataOpt,
@@ -83,9 +82,8 @@ def run(
     store.check_integrity()  # a damaged file fails here, before a row is added, not late with one half written
     if executor == ExecutorKind.RAY:
         from ..executor import StepTask
-        from ..ray_executor import worker_data_root
 
-        task = StepTask(key=cfg.name, profile=cfg.profile or "", db_url=store.url, data_dir=worker_data_root(data_dir), device=dev or cfg.device, config_json=cfg.to_json())
+        task = StepTask(key=cfg.name, profile=cfg.profile or "", db_url=store.url, data_dir=data_dir, device=dev or cfg.device, config_json=cfg.to_json())
         _on_ray(store, task, ray_address, as_json=as_json)
         return
     stop = threading.Event()
@@ -136,9 +134,8 @@ def resume(
     check_dataset(runner.cfg.data.dataset, data_dir)
     if executor == ExecutorKind.RAY:
         from ..executor import StepTask
-        from ..ray_executor import worker_data_root
 
-        task = StepTask(key=f"resume {run_id}", profile="", db_url=store.url, data_dir=worker_data_root(data_dir), device=dev or "auto",
+        task = StepTask(key=f"resume {run_id}", profile="", db_url=store.url, data_dir=data_dir, device=dev or "auto",
                         resume_run_id=run_id, resume_only=True)
         _on_ray(store, task, ray_address, as_json=as_json)
         return

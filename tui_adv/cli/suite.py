@@ -68,10 +68,6 @@ def reproduce(
     store.check_integrity()
     stop = threading.Event()
     on_ray = executor == ExecutorKind.RAY
-    if on_ray:
-        from ..ray_executor import worker_data_root
-
-        data_dir = worker_data_root(data_dir)
     rep = Reproducer(store, profile.value, only=only.split(",") if only else None, fresh=fresh, data_dir=data_dir, device=device.value, stop_event=stop,
                      jobs=jobs)
     if not headless and on_ray:

@@ -344,7 +344,7 @@ def varied_axes(diff: list[tuple[str, dict[int, str]]]) -> tuple[str, str | None
     (xk, xv), rest = numeric[0], numeric[1:]
     if len(set(xv.values())) < 2:
         return None
-    xs = {rid: float(number(v)) for rid, v in xv.items()}
+    xs = {rid: number(v) for rid, v in xv.items()}
     if rest:
         gk, gv = rest[0]
         return xk, gk, xs, dict(gv)
