@@ -1,7 +1,7 @@
 """Grids of runs: the cross product of ``--vary KEY=V1,V2,…`` over one config, as a named group.
 
 A grid's group is the runs' ``experiment`` label (stored in the run row and in its config): it is one
-of the labels that do not make two runs different experiments (``reproduce._LABEL_KEYS``), so a grid
+of the labels that do not make two runs different experiments (``config.identity.LABEL_KEYS``), so a grid
 point that equals a suite step still counts for that step's claims, and the group is filtered on with
 ``adv-tui runs list --group NAME`` and the dashboard's history filter (which matches experiment).
 

@@ -10,7 +10,6 @@ from typing import Any, Callable
 
 from .catalog.schema import Run
 from .catalog.store import Store
-from .choices import RunStatus
 from .config import Reading
 
 Measure = Callable[..., dict[str, Any]]  # (ctx, reading=None) -> {part name: value, "_detail": ...}
@@ -19,21 +18,15 @@ class Ctx:
     """Catalog access for measurement functions: the run of each suite step, found by what it *is*.
 
     A step's run is the newest completed run with the step's experiment identity (its config without
-    name, description, claims, experiment or profile, see :func:`tui_adv.reproduce.identity`): a run made
+    name, description, claims, experiment or profile, see :mod:`tui_adv.config.identity`): a run made
     by ``adv-tui run configs/softmax.toml`` fills P01 like the quick profile's softmax step does, and the
     standard profile finds the runs it shares with quick. Retrain and analysis steps are identified from
     the runs of their parents. A measure may only read the steps its claim declares (``Claim.reads``)."""
 
     def __init__(self, store: Store, profile: str):
-        from .reproduce import _steps, identity
+        from .reproduce import _steps
 
         self.store, self.profile = store, profile
-        self._by_identity: dict[str, Run] = {}
-        self._by_key: dict[str, Run] = {}
-        for r in store.list_runs(status=[RunStatus.COMPLETED]):  # newest first: the first of each wins
-            self._by_identity.setdefault(identity(r.config_json), r)
-            if r.profile == profile:
-                self._by_key.setdefault(r.experiment, r)
         self.steps = {st.key: st for st in _steps(profile)}
         self._resolved: dict[str, Run | None] = {}
         self._sweeps: dict[int, list[dict]] = {}
@@ -45,25 +38,25 @@ class Ctx:
     def resolve(self, key: str) -> Run | None:
         if key in self._resolved:
             return self._resolved[key]
-        from .reproduce import analysis_config_json, identity, step_config
+        from .reproduce import analysis_config_json, find_completed, step_config
 
         step = self.steps.get(key)
         run = None
         if step is not None:
             try:
                 if step.config:
-                    run = self._by_identity.get(identity(step_config(step, self.profile).to_json()))
+                    run = find_completed(self.store, key, self.profile, step_config(step, self.profile).to_json())
                 elif step.retrain_of:
                     parent = self.resolve(step.retrain_of)
-                    run = None if parent is None else self._by_identity.get(identity(step_config(step, self.profile, parent).to_json()))
+                    run = None if parent is None else find_completed(self.store, key, self.profile, step_config(step, self.profile, parent).to_json())
                 else:
                     parents = {role: self.resolve(k) for role, k in step.parents.items()}
                     if all(p is not None for p in parents.values()):
-                        run = self._by_identity.get(identity(analysis_config_json(step, parents)))
+                        run = find_completed(self.store, key, self.profile, analysis_config_json(step, parents))
             except Exception:  # noqa: BLE001 - a config the suite cannot build (edited file): fall back to the key
                 run = None
         if run is None:
-            run = self._by_key.get(key)
+            run = find_completed(self.store, key, self.profile)
         self._resolved[key] = run
         return run
 
@@ -85,7 +78,7 @@ class Ctx:
         """The run of every seed of a step: the profile's seed steps, and any other seed the profile
         recorded under that prefix (more seeds than the profile makes)."""
         out = []
-        keys = {k for k in self.steps if k.startswith(prefix + "@")} | {k for k in self._by_key if k.startswith(prefix + "@")}
+        keys = {k for k in self.steps if k.startswith(prefix + "@")} | self.store.experiments(profile=self.profile, prefix=prefix + "@")
         for k in sorted(keys):
             r = self.run(k)
             if r is not None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # schema_info version → Alembic revision (``0001`` is the schema the version table called 1)
-REVISIONS = {1: "0001", 2: "0002", 3: "0003", 4: "0004", 5: "0005"}
+REVISIONS = {1: "0001", 2: "0002", 3: "0003", 4: "0004", 5: "0005", 6: "0006"}
 HEAD = REVISIONS[SCHEMA_VERSION]
 VERSION_OF = {rev: v for v, rev in REVISIONS.items()}
 _PG_LOCK_KEY = 7_452_801  # pg_advisory_xact_lock key: one schema change at a time per server database

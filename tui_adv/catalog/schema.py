@@ -18,7 +18,7 @@ from sqlmodel import AutoString, Field, SQLModel
 
 from ..choices import ACTIVE, RESUMABLE, STATUSES, RunStatus  # noqa: F401 - re-exported: the catalog's vocabulary
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class StatusText(TypeDecorator):
@@ -49,6 +49,7 @@ class Run(SQLModel, table=True):
         CheckConstraint("status IN (" + ",".join(f"'{s.value}'" for s in RunStatus) + ")", name="ck_run_status"),
         Index("ix_runs_status", "status"),
         Index("ix_runs_created", "created_at"),
+        Index("ix_runs_identity", "identity"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -57,6 +58,10 @@ class Run(SQLModel, table=True):
     profile: str | None = None
     claims: str = ""  # comma-separated claim ids, e.g. "P06,P09"
     config_json: str = Field(sa_column=Column(Text, nullable=False))
+    # the experiment ``config_json`` describes (``config.identity.identity_key``) and the rule that
+    # computed it; ``Store`` sets both on create and recomputes rows of another rule (schema 6)
+    identity: str | None = Field(default=None, max_length=32)
+    identity_rule: str | None = Field(default=None, max_length=12)
     status: str = Field(default=RunStatus.QUEUED.value, sa_column=Column(StatusText, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -80,9 +85,11 @@ class Run(SQLModel, table=True):
     parent_id: int | None = Field(default=None, foreign_key="runs.id")
     # live progress, kept on the row so a list view needs no joins
     phase: str | None = None  # "train" | "sweep" | None
-    epoch: int = 0
+    epoch: int = 0  # epochs finished
     epochs: int = 0
-    progress: float = 0.0  # 0..1 over the whole run
+    batch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # batches done of the epoch under way (schema 6)
+    batches: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # batches per epoch (0: not training)
+    progress: float = 0.0  # 0..1 over the whole run (lifecycle.TRAIN_SHARE: how the phases share it)
     clean_error: float | None = None
     fgsm_error: float | None = None  # at ε = .25 when swept (else the largest ε ≤ .25 swept)
     summary_json: str | None = Field(default=None, sa_column=Column(Text))

@@ -4,7 +4,8 @@ SQLite (the default, ``./runs.db``) runs in WAL mode with ``synchronous=NORMAL``
 several runners and the dashboard can share one file. Any SQLAlchemy URL works through ``--db`` or
 ``$ADV_TUI_DB``; PostgreSQL (``postgresql+psycopg://…``) is the one tested besides SQLite. The schema is
 kept by Alembic (:mod:`.migrate`); a run's series (metrics, sweeps, …) live in :mod:`.series`, row checks
-in :mod:`.rows`, claims, heartbeats, cancel requests and liveness in :mod:`.ownership`.
+in :mod:`.rows`, claims, heartbeats, cancel requests and liveness in :mod:`.ownership`, look-ups by
+experiment identity in :mod:`.lookup`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlmodel import Session, col, create_engine, select
 
 from ..errors import NotFoundError, UserError
 from ..safe import printable
+from .lookup import LookupMixin, identity_fields
 from .migrate import ensure_schema
 from .rows import POINT_FIELDS, combine_draws, pid_alive, process_start_time, same_process, sanitize_run  # noqa: F401 - re-exported
 from .ownership import HEARTBEAT_STALE_S, OwnershipMixin  # noqa: F401 - HEARTBEAT_STALE_S re-exported
@@ -70,7 +72,7 @@ def dataset_clause(dataset: str):  # noqa: ANN201 - a SQLAlchemy clause
     return or_(named, col(Run.config_json).is_(None), ~col(Run.config_json).like(f"{key}%"))
 
 
-class Store(OwnershipMixin, SeriesMixin):
+class Store(OwnershipMixin, SeriesMixin, LookupMixin):
     """All catalog access. Every write is its own short transaction, retried while the file is locked."""
 
     def __init__(self, url: str | None = None, *, create: bool = True, lock_wait_s: float = WRITER_LOCK_WAIT_S, auto_upgrade: bool | None = None):
@@ -213,7 +215,8 @@ class Store(OwnershipMixin, SeriesMixin):
 
     # ------------------------------------------------------------------------------------ runs
     def create_run(self, **fields: Any) -> Run:
-        run = Run(**fields)
+        """A new run row; its experiment identity is computed from ``config_json`` (:mod:`.lookup`)."""
+        run = Run(**{**identity_fields(fields.get("config_json")), **fields})
 
         def add(s: Session) -> Run:
             s.add(run)

@@ -21,7 +21,6 @@ from ..choices import PROFILES  # re-exported (claims reads it here)
 from .analyses import run_analysis
 from .orchestrator import Emit, Reproducer, datasets_needed, find_completed, find_resumable
 from .steps import (
-    _LABEL_KEYS,
     Step,
     _steps,
     analysis_config_json,

@@ -20,7 +20,7 @@ from ..catalog.schema import Run
 from ..catalog.store import Store
 from ..choices import RunStatus
 from ..errors import UserError
-from .steps import Step, analysis_config_json, identity, step_config, suite
+from .steps import Step, analysis_config_json, step_config, suite
 
 if TYPE_CHECKING:
     from ..executor import Executor, StepTask
@@ -30,28 +30,18 @@ Emit = Callable[[dict[str, Any]], None]
 
 def find_completed(store: Store, key: str, profile: str, config_json: str | None = None) -> Run | None:
     """The newest completed run of a step: the same experiment (``config_json``'s identity) made by any
-    command, else (no config given) the newest completed run the profile recorded for the step key."""
-    rows = store.list_runs(status=[RunStatus.COMPLETED])
+    command, else (no config given) the newest completed run the profile recorded for the step key.
+    One indexed query (:meth:`Store.newest_run`)."""
     if config_json is not None:
-        want = identity(config_json)
-        for r in rows:
-            if r.status == RunStatus.COMPLETED and identity(r.config_json) == want:
-                return r
-        return None
-    for r in rows:
-        if r.status == RunStatus.COMPLETED and r.experiment == key and r.profile == profile:
-            return r
-    return None
+        return store.newest_run(config_json)
+    return store.newest_run(experiment=key, profile=profile)
 
 
 def find_resumable(store: Store, config_json: str) -> Run | None:
     """An interrupted or cancelled run of the same experiment that left a checkpoint: a stopped suite
     continues it instead of starting the step again."""
-    want = identity(config_json)
-    for r in store.list_runs(status=[RunStatus.INTERRUPTED, RunStatus.CANCELLED]):
-        if identity(r.config_json) == want and r.checkpoint_path and Path(r.checkpoint_path).is_file():
-            return r
-    return None
+    stopped = store.runs_like(config_json, status=[RunStatus.INTERRUPTED, RunStatus.CANCELLED], with_checkpoint=True)
+    return next((r for r in stopped if Path(r.checkpoint_path).is_file()), None)
 
 
 def datasets_needed(profile: str, only: list[str] | None = None) -> set[str]:

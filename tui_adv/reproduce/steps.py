@@ -1,14 +1,14 @@
-"""The suite's steps: what each profile runs, and what makes two runs the same experiment.
+"""The suite's steps: what each profile runs.
 
 This module owns the :class:`Step` definition, the per-profile step tables (:func:`_steps`, :func:`seeds`),
 the selection of the steps the claims read (:func:`suite`, :func:`step_reads`), the validated config of a
-training step (:func:`step_config`, including the P08 retrain), and run identity (:func:`identity`,
-:func:`analysis_config_json`). It touches no catalog and runs nothing; :mod:`.orchestrator` does.
+training step (:func:`step_config`, including the P08 retrain) and the stored config of an analysis
+step (:func:`analysis_config_json`). What makes two runs the same experiment is
+:mod:`tui_adv.config.identity`. It touches no catalog and runs nothing; :mod:`.orchestrator` does.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +17,9 @@ from typing import Any
 from ..catalog.schema import Run
 from ..choices import PROFILES
 from ..config import apply_overrides, validate
+from ..config.identity import identity  # noqa: F401 - re-exported: the suite finds runs by it
 from ..errors import UserError
 
-# what identifies a run's experiment: the config without its labels
-_LABEL_KEYS = ("name", "description", "claims", "experiment", "profile")
 
 
 @dataclass
@@ -208,25 +207,6 @@ def step_config(step: Step, profile: str, retrain_from: Run | None = None):
 
 def _toml_inline(d: dict) -> str:
     return "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in d.items()) + "}"
-
-
-@functools.lru_cache(maxsize=4096)
-def identity(config_json: str) -> str:
-    """What makes two runs the same experiment: the config without its labels (name, description,
-    claims, experiment, profile). A run of ``configs/softmax.toml`` and the quick profile's softmax step
-    have the same identity, so either fills P01."""
-    try:
-        raw = json.loads(config_json)
-    except (TypeError, ValueError):
-        return ""
-    if not isinstance(raw, dict):
-        return ""
-    if "model" in raw:  # a run config: validated again, so a key added since (at its default) changes nothing
-        try:
-            raw = validate(raw).model_dump(mode="json")
-        except Exception:  # noqa: BLE001 - a config this version cannot read is compared as stored
-            pass
-    return json.dumps({k: v for k, v in raw.items() if k not in _LABEL_KEYS}, sort_keys=True)
 
 
 def analysis_config_json(step: Step, parents: dict[str, Run]) -> str:
