@@ -50,14 +50,39 @@ def dashboard_poller(url: str, run_name: str):
         store.close()
 
 
-def test_progress_encoding_round_trips():
-    from tui_adv.lifecycle import TRAIN_SHARE, epoch_fraction, train_share
+def test_the_row_stores_where_the_epoch_stands(tmp_path, mnist_root):
+    """batch / batches on the row, as the runner passed them; the dashboard reads them as they are."""
+    from tui_adv.config import validate
+    from tui_adv.lifecycle import TRAIN_SHARE, train_share
+    from tui_adv.runner import Runner
+    from tui_adv.tui.model import batch_fraction
 
     assert train_share(True, 10) == TRAIN_SHARE and train_share(False, 10) == 1.0 and train_share(True, 0) == 0.0
-    # the runner's encoding of batch 30/100 of epoch 3 (2 done) of 10, decoded as the dashboard does
-    for sweep in (True, False):
-        progress = train_share(sweep, 10) * (2 + 30 / 100) / 10
-        assert epoch_fraction(progress, 2, 10, sweep) == pytest.approx(0.3)
+    store = Store(str(tmp_path / "runs.db"))
+    cfg = validate({"name": "t", "experiment": "softmax", "seed": 5, "device": "cpu", "data": {"train_limit": 400, "test_limit": 100},
+                    "model": {"kind": "softmax"}, "train": {"epochs": 3, "batch_size": 50}, "sweep": {"epsilons": [0.0, 0.25], "samples": 1}})
+    seen: list[tuple[int, int, int]] = []
+
+    def emit(e: dict) -> None:
+        if e["type"] == "batch":
+            seen.append((e["epoch"], e["batch"], e["batches"]))
+            if (e["epoch"], e["batch"]) == (2, 4):
+                raise RuntimeError("stop here")
+
+    r = Runner(cfg, store, data_dir=str(mnist_root), emit=emit)
+    r.create()
+    assert r.execute() == "failed"
+    run = store.get_run(r.run_id)
+    assert seen[-1] == (2, 4, 8) and (run.epoch, run.batch, run.batches) == (1, 3, 8)  # the last batch it finished
+    from tui_adv.services.runs import list_row
+
+    assert {k: list_row(run)[k] for k in ("epoch", "epochs", "batch", "batches")} == {"epoch": 1, "epochs": 3, "batch": 3, "batches": 8}  # runs list --json
+    assert batch_fraction(run) is None  # a run that no longer trains has no epoch under way
+    run.phase = "train"  # as the dashboard read it while it trained
+    assert batch_fraction(run) == pytest.approx(3 / 8)
+    # the overall progress still folds the phases into one number (training is TRAIN_SHARE of it)
+    assert run.progress == pytest.approx(TRAIN_SHARE * (1 + 3 / 8) / 3)
+    store.close()
 
 
 def _analysis_task(url: str, parent_id: int):

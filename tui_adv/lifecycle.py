@@ -34,7 +34,8 @@ FLUSH_S = 0.5
 TRACEBACK_TAIL = 4000  # characters of a crash's traceback kept on the row
 
 # A run's ``progress`` (0..1) folds its phases into one number: training fills the first TRAIN_SHARE
-# when a sweep follows, the sweep the rest. The runner encodes with it, the dashboard decodes with it.
+# when a sweep follows, the sweep the rest. Where an epoch stands is stored as such (``batch`` of
+# ``batches``), so no reader decodes ``progress``.
 TRAIN_SHARE = 0.9
 
 
@@ -43,13 +44,6 @@ def train_share(sweep_enabled: bool, epochs: int) -> float:
     if not epochs:
         return 0.0
     return TRAIN_SHARE if sweep_enabled else 1.0
-
-
-def epoch_fraction(progress: float, epoch: int, epochs: int, sweep_enabled: bool) -> float:
-    """The fraction of the current epoch done, decoded from a training run's ``progress``."""
-    share = train_share(sweep_enabled, epochs) or 1.0
-    done = min(1.0, (progress or 0.0) / share) * epochs
-    return min(max(done - epoch, 0.0), 1.0)
 
 
 def versions() -> dict[str, str]:

@@ -247,10 +247,10 @@ class Runner:
             who = f"by pid {os.getpid()} on {socket.gethostname()}"
             if self.resume_from is not None:
                 ts = self.resume_from["train_state"]
-                fields = dict(epoch=int(ts["epoch"]))
+                fields = dict(epoch=int(ts["epoch"]), batch=0)
                 self.store.log(run_id, f"resumed from the checkpoint of epoch {ts['epoch']} (step {ts['step']}) {who}", owner=self.claim_token)
             else:
-                fields = dict(epoch=0, progress=0.0, phase=None, clean_error=None, fgsm_error=None, checkpoint_path=None, started_at=utcnow())
+                fields = dict(epoch=0, batch=0, batches=0, progress=0.0, phase=None, clean_error=None, fgsm_error=None, checkpoint_path=None, started_at=utcnow())
                 self.store.log(
                     run_id,
                     f"resumed {who}: the run stopped before its first checkpoint, so it restarts from epoch 0 in the same row (same id, same config)",
@@ -299,10 +299,10 @@ class Runner:
             if e["type"] == "batch":
                 writer.metrics([("batch_loss", e["step"], e["loss"])])
                 done = (e["epoch"] - 1 + e["batch"] / e["batches"]) / max(epochs, 1)
-                writer.progress(phase="train", epoch=e["epoch"] - 1, progress=share * done)
+                writer.progress(phase="train", epoch=e["epoch"] - 1, batch=e["batch"], batches=e["batches"], progress=share * done)
             elif e["type"] == "epoch_end":
                 writer.metrics([(k, e["epoch"], v) for k, v in e["metrics"].items()])
-                writer.progress(phase="train", epoch=e["epoch"], progress=share * e["epoch"] / max(epochs, 1))
+                writer.progress(phase="train", epoch=e["epoch"], batch=0, progress=share * e["epoch"] / max(epochs, 1))
                 writer.log(f"epoch {e['epoch']}/{e['epochs']}: " + ", ".join(f"{k}={v:.4g}" for k, v in e["metrics"].items()))
             elif e["type"] == "log":
                 writer.log(e["message"])

@@ -73,14 +73,14 @@ def seed_catalog(store: Store, *, heartbeat_now: bool = True) -> dict[str, int]:
     ids: dict[str, int] = {}
 
     def add(key, name, experiment, model, status, *, start_min, dur_s, claims=(), train=None, clean=None, fgsm=None, progress=1.0,
-            phase=None, epoch=10, device="cpu", error=None, slope=20.0, epochs=10):
+            phase=None, epoch=10, device="cpu", error=None, slope=20.0, epochs=10, batch=0, batches=0):
         started = T0 + timedelta(minutes=start_min)
         finished = started + timedelta(seconds=dur_s) if status not in ("running", "queued") else None
         run = store.create_run(
             name=name, experiment=experiment, claims=",".join(claims), config_json=_config(name, experiment, model, train, claims),
             status=status, created_at=started, started_at=started, finished_at=finished,
             heartbeat_at=utcnow() if heartbeat_now and status == "running" else finished or started,
-            pid=None, host="seed-host", device=device, seed=0, phase=phase, epoch=epoch, epochs=epochs,
+            pid=None, host="seed-host", device=device, seed=0, phase=phase, epoch=epoch, epochs=epochs, batch=batch, batches=batches,
             progress=progress, clean_error=clean, fgsm_error=fgsm, error=error,
         )
         rid = int(run.id)
@@ -120,7 +120,7 @@ def seed_catalog(store: Store, *, heartbeat_now: bool = True) -> dict[str, int]:
     add("logreg", "logreg_3v7", "logreg", {"kind": "logistic"}, "failed", start_min=20, dur_s=3, claims=("P03",), progress=0.1, epoch=0, error="ValueError: seeded failure")
     add("cancel", "maxout_adv", "maxout_adv", {"kind": "maxout", "units": 240, "pieces": 5}, "cancelled", start_min=40, dur_s=95, train={"mode": "adversarial"}, progress=0.33, epoch=3, error="cancelled by the user")
     add("interrupted", "softmax", "softmax", {"kind": "softmax"}, "interrupted", start_min=70, dur_s=4, progress=0.2, epoch=2, error="the run's process is gone")
-    add("running", "maxout_adv", "maxout_adv", {"kind": "maxout", "units": 240, "pieces": 5}, "running", start_min=150, dur_s=0, claims=("P06", "P09"), train={"mode": "adversarial"}, progress=0.405, phase="train", epoch=4, device="cuda")
+    add("running", "maxout_adv", "maxout_adv", {"kind": "maxout", "units": 240, "pieces": 5}, "running", start_min=150, dur_s=0, claims=("P06", "P09"), train={"mode": "adversarial"}, progress=0.405, phase="train", epoch=4, batch=300, batches=600, device="cuda")
     return ids
 
 

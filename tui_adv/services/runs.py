@@ -75,6 +75,10 @@ def list_row(run: Run) -> dict[str, Any]:
         "dataset": dataset_of(run.config_json),
         "status": run.status,
         "progress": run.progress,
+        "epoch": run.epoch,  # epochs finished, of "epochs"; "batch" of "batches": the epoch under way
+        "epochs": run.epochs,
+        "batch": run.batch,
+        "batches": run.batches,
         "clean_error": run.clean_error,
         "fgsm_error": run.fgsm_error,
         "device": run.device,

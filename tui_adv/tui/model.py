@@ -17,7 +17,6 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..catalog.schema import Run, as_utc
 from ..choices import ACTIVE, FINISHED, RunStatus
-from ..lifecycle import epoch_fraction
 
 Clock = Callable[[], datetime]
 
@@ -133,13 +132,11 @@ def phase_text(run: Run) -> str:
     return run.phase or run.status
 
 
-def batch_fraction(run: Run, cfg: dict | None) -> float | None:
-    """Fraction of the current epoch done, decoded from the row's overall progress (the runner's
-    encoding: :func:`tui_adv.lifecycle.epoch_fraction`)."""
-    if run.phase != "train" or not run.epochs:
+def batch_fraction(run: Run) -> float | None:
+    """Fraction of the current epoch done (the row's ``batch`` of ``batches``); None outside training."""
+    if run.phase != "train" or not run.epochs or not run.batches:
         return None
-    sweep_on = bool(((cfg or {}).get("sweep") or {}).get("enabled", True))
-    return epoch_fraction(run.progress, run.epoch, run.epochs, sweep_on)
+    return min(max(run.batch / run.batches, 0.0), 1.0)
 
 
 # ------------------------------------------------------------------------------------------ launch form

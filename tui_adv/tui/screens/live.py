@@ -109,12 +109,13 @@ class LiveRunScreen(RunScreenBase):
             bar.update(total=n, progress=min(done, n))
             parts.append(f"sweep {min(done, n)}/{n} ε")
         else:
-            frac = batch_fraction(run, st.config)
+            frac = batch_fraction(run)
             label.update("epoch")
             bar.update(total=100, progress=100 * (frac if frac is not None else (1.0 if run.status == RunStatus.COMPLETED else 0.0)))
             ph = phase_text(run)
             if ph:
-                parts.append(ph)
+                wide = self.app.size.width >= 100  # at 80 columns the line keeps its "x cancels" instead
+                parts.append(ph + (f" batch {run.batch}/{run.batches}" if frac is not None and wide else ""))
         el = elapsed_s(run, now)
         parts.append(f"elapsed {fmt_seconds(el)}")
         eta = eta_s(run, now)
