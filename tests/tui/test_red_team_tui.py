@@ -57,7 +57,7 @@ async def test_markup_and_escape_sequences_in_stored_strings(make, seeded, until
         await until(pilot, lambda: isinstance(app.screen, LiveRunScreen) and app.screen.loaded)
         assert "[/red] boom" in str(app.screen.query_one("#live-phase", Static).render())
         await pilot.press("escape")
-        app.selected.update({ids["logreg"], ids["softmax"]})
+        app.select_runs({ids["logreg"], ids["softmax"]})
         app.action_compare()
         await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loaded)
         await pilot.press("escape")

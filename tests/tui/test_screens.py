@@ -13,6 +13,7 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from tui_adv.errors import UserError
+from tui_adv.tui.model import STATUS_FILTERS
 from tui_adv.tui.screens.compare import CompareScreen
 from tui_adv.tui.screens.detail import RunDetailScreen
 from tui_adv.tui.screens.dialogs import ConfirmScreen, ExportScreen, HelpScreen
@@ -148,6 +149,50 @@ async def test_sort_cycles_and_keeps_cursor(make, seeded, until):
             await pilot.press("o")  # status, clean err, FGSM err
         errs = [screen.runs[i].fgsm_error for i in table_ids(app) if screen.runs[i].fgsm_error is not None]
         assert errs == sorted(errs)
+
+
+async def test_the_history_follows_its_state_whoever_sets_it(make, seeded, until):
+    """Selection (on the app), filter, status, sort and totals are reactive: setting them from anywhere
+    (the scorecard selects runs, the palette clears them, the poller counts the catalog) redraws the
+    history without the setter knowing the screen."""
+    store, ids = seeded
+    app = make(poll_interval=0.1)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await home(pilot, until)
+        t = screen.query_one("#runs-table", DataTable)
+
+        def marked() -> set[int]:
+            return {rid for rid in table_ids(app) if "◆" in str(t.get_cell(str(rid), "sel"))}
+
+        app.select_runs([ids["softmax"], ids["maxout"]])  # as the scorecard's enter on a multi-run value
+        await until(pilot, lambda: marked() == {ids["softmax"], ids["maxout"]})
+        assert "2 selected (c compares)" in static_text(screen, "#runs-status")
+        app.toggle_selected(ids["softmax"])
+        await until(pilot, lambda: marked() == {ids["maxout"]})
+        # typing in an Input (the filter box) leaves the runs selected (Textual's App.clear_selection is
+        # the text selection's, called by every Input; the dashboard once overrode it)
+        await pilot.press("slash", *"max", "enter")
+        await until(pilot, lambda: screen.text_filter == "max")
+        assert app.selected == {ids["maxout"]}
+        await pilot.press("escape")
+        await until(pilot, lambda: screen.text_filter == "" and len(table_ids(app)) == 6)
+        await pilot.pause(0.3)  # the emptied box's own debounced Changed has applied "" again
+        app.clear_run_selection()  # the palette's "Clear selection"
+        await until(pilot, lambda: marked() == set() and "space selects" in static_text(screen, "#runs-status"))
+
+        screen.sort_by = (1, True)  # name, reversed
+        names = lambda: [screen.runs[i].name for i in table_ids(app)]  # noqa: E731
+        await until(pilot, lambda: names() == sorted(names(), key=str.lower, reverse=True) and "name ↑" in static_text(screen, "#runs-filters"))
+        screen.text_filter = "softmax"
+        await until(pilot, lambda: sorted(table_ids(app)) == sorted([ids["softmax"], ids["interrupted"]]))
+        assert "“softmax”" in static_text(screen, "#runs-filters")
+        screen.status_index = [label for label, _ in STATUS_FILTERS].index("completed")
+        await until(pilot, lambda: table_ids(app) == [ids["softmax"]])
+
+        # totals: a run written by another process reaches the header through the poller
+        assert "6 in catalog" in static_text(screen, "#runs-title")
+        store.create_run(name="elsewhere", experiment="softmax", config_json="{}", status="running")
+        await until(pilot, lambda: "7 in catalog" in static_text(screen, "#runs-title"))
 
 
 async def test_history_pages_a_large_catalog(seeded, until, tmp_path):

@@ -107,7 +107,7 @@ def test_snapshot_compare(snap_compare, snap_app):
         app = pilot.app
         await _home(pilot)
         ids = _ids(app)
-        app.selected.update({ids["softmax"], ids["maxout"]})
+        app.select_runs({ids["softmax"], ids["maxout"]})
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loaded)
         await settle(pilot)

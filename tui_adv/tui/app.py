@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.reactive import var
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
@@ -53,6 +54,11 @@ class AdvApp(App):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
+    # state the screens follow (``self.watch(app, …)``): the runs marked to compare, and how many runs
+    # the catalog holds (the poller sets it; None until the first poll)
+    selected: var[frozenset[int]] = var(frozenset())
+    total_runs: var[int | None] = var(None)
+
     def __init__(
         self,
         store: Store,
@@ -78,11 +84,9 @@ class AdvApp(App):
         self.liveness_interval = liveness_interval
         self.config_dirs = config_dirs
         self.poll_enabled = poll
-        self.selected: set[int] = set()
         self.launched: dict[int, Launched] = {}
         self.ray_launched: dict[int, Launched] = {}  # children that sent a run to Ray (feed.reap_ray_launches)
         self.ray_address = configured_ray_address()
-        self.total_runs: int | None = None
         self.catalog_problem: str | None = None
         self.started_at = time.monotonic()
 
@@ -121,7 +125,7 @@ class AdvApp(App):
         yield SystemCommand("Runs history", "back to the table of all runs", self.action_home)
         for label, statuses in STATUS_FILTERS:
             yield SystemCommand(f"Show {label} runs", f"filter the history by status: {label}", partial(self.set_status_filter, label))
-        yield SystemCommand("Clear selection", "unselect all runs marked for comparison", self.clear_selection)
+        yield SystemCommand("Clear selection", "unselect all runs marked for comparison", self.clear_run_selection)
         yield SystemCommand("Help", "keys of this screen and global keys (?)", self.action_help)
         yield from super().get_system_commands(screen)
 
@@ -237,12 +241,16 @@ class AdvApp(App):
         if isinstance(self.screen, RunsScreen):
             self.screen.set_status_filter(label)
 
-    def clear_selection(self) -> None:
-        self.selected.clear()
-        for screen in list(self.screen_stack):
-            refresh = getattr(screen, "selection_changed", None)
-            if refresh:
-                refresh()
+    def clear_run_selection(self) -> None:
+        # not ``clear_selection``: that is Textual's own App method (text selection), which every Input
+        # calls as its cursor moves; overriding it once made typing a filter unselect the runs
+        self.selected = frozenset()
+
+    def toggle_selected(self, run_id: int) -> None:
+        self.selected = self.selected ^ {run_id}
+
+    def select_runs(self, ids: Iterable[int]) -> None:
+        self.selected = self.selected | frozenset(ids)
 
     def action_compare(self) -> None:
         from .screens.compare import CompareScreen

@@ -9,6 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
@@ -26,10 +27,13 @@ from .runs_table import (
     RunsTable,
     column_keys,
     column_label,
+    filters_text,
     row_cells,
     run_matches,
     sort_key,
     split_filter,
+    status_line,
+    title_text,
 )
 
 PAGE = 200
@@ -55,18 +59,21 @@ class RunsScreen(Screen):
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
+    # what the table shows; each change re-renders through its watcher (after mount: init=False)
+    text_filter: var[str] = var("", init=False)  # the / filter: words, and dataset:NAME
+    status_index: var[int] = var(0, init=False)  # into STATUS_FILTERS
+    sort_by: var[tuple[int, bool]] = var((0, False), init=False)  # (index into SORTS, reversed)
+    # totals: the runs matching the filter on the server (-1 unknown) and the loaded ones running
+    total_matching: var[int] = var(0, init=False)
+    running: var[int] = var(0, init=False)
+
     def __init__(self) -> None:
         super().__init__()
         self.runs: dict[int, Run] = {}
         self.order: list[int] = []
         self.server_rows = 0
-        self.total_matching = 0
         self.exhausted = False
-        self.loading = False
-        self.text_filter = ""
-        self.status_index = 0
-        self.sort_index = 0
-        self.sort_reverse = False
+        self.page_loading = False
         self.token = 0
         self.loaded = False
         self.first_page_s: float | None = None
@@ -113,7 +120,46 @@ class RunsScreen(Screen):
         self.query_one("#runs-filter", Input).display = False
         self.query_one(DataTable).focus()
         self._render_header()
+        self.watch(self.app, "selected", self._selection_changed, init=False)
+        self.watch(self.app, "total_runs", self._totals_changed, init=False)
         self.reload()
+
+    # ------------------------------------------------------------------------------------------ state
+    @property
+    def sort_index(self) -> int:
+        return self.sort_by[0]
+
+    @property
+    def sort_reverse(self) -> bool:
+        return self.sort_by[1]
+
+    def watch_text_filter(self) -> None:
+        self._render_header()
+        self.reload()
+
+    def watch_status_index(self) -> None:
+        self._render_header()
+        self.reload()
+
+    def watch_sort_by(self) -> None:
+        self._rebuild()
+
+    def _totals_changed(self) -> None:
+        self._render_header()
+        self._render_status()
+
+    watch_total_matching = watch_running = _totals_changed
+
+    def _selection_changed(self, old: frozenset[int], new: frozenset[int]) -> None:
+        """Only the rows whose mark changed are redrawn."""
+        table = self.query_one(DataTable)
+        for rid in old ^ new:
+            if rid in self.runs:
+                try:
+                    table.update_cell(str(rid), "sel", self._cells(self.runs[rid])["sel"])
+                except Exception:  # noqa: BLE001 - the row may be gone meanwhile
+                    pass
+        self._render_status()
 
     # ------------------------------------------------------------------------------------------ loading
     @property
@@ -122,7 +168,7 @@ class RunsScreen(Screen):
 
     def reload(self) -> None:
         self.token += 1
-        self.loading = True
+        self.page_loading = True
         self._render_status()
         self._load_page(self.token, 0, self.text_filter, self.statuses, append=False)
 
@@ -144,7 +190,7 @@ class RunsScreen(Screen):
         message.stop()
         if message.token != self.token:
             return
-        self.loading = False
+        self.page_loading = False
         if not message.append:
             self.runs.clear()
             self.server_rows = 0
@@ -161,9 +207,9 @@ class RunsScreen(Screen):
 
     def _maybe_load_more(self) -> None:
         table = self.query_one(DataTable)
-        if self.loading or self.exhausted or table.cursor_row < table.row_count - 40:
+        if self.page_loading or self.exhausted or table.cursor_row < table.row_count - 40:
             return
-        self.loading = True
+        self.page_loading = True
         self._load_page(self.token, self.server_rows, self.text_filter, self.statuses, append=True)
 
     # ------------------------------------------------------------------------------------------ live updates
@@ -197,8 +243,11 @@ class RunsScreen(Screen):
             with self.app.batch_update():
                 for run in changed:
                     self._update_row(table, run)
-        self._render_header()
+            self._count_running()
         self._render_status()
+
+    def _count_running(self) -> None:
+        self.running = sum(1 for r in self.runs.values() if r.status == RunStatus.RUNNING)
 
     # ------------------------------------------------------------------------------------------ table
     def _cells(self, run: Run) -> dict[str, object]:
@@ -221,6 +270,7 @@ class RunsScreen(Screen):
                 table.add_row(*(cells[k] for k in keys), key=str(run.id))
             if current is not None and current in self.runs:
                 table.move_cursor(row=table.get_row_index(str(current)), animate=False)
+        self._count_running()
         self._render_header()
         self._render_status()
 
@@ -246,48 +296,19 @@ class RunsScreen(Screen):
 
     # ------------------------------------------------------------------------------------------ header/status
     def _render_header(self) -> None:
-        running = sum(1 for r in self.runs.values() if r.status == RunStatus.RUNNING)
         total = self.app.total_runs if self.app.total_runs is not None else self.total_matching
-        title = Text.assemble(("adv-tui", "bold"), "  runs  ", (f"{total:,} in catalog" if total else "empty catalog", "dim"))
-        if running:
-            title.append(f"  ● {running} running", style="bold green")
-        self.query_one("#runs-title", Static).update(title)
-        filt = Text()
-        filt.append("status ", style="dim")
-        filt.append(STATUS_FILTERS[self.status_index][0], style="bold")
-        filt.append("  sort ", style="dim")
-        filt.append(SORTS[self.sort_index][1] + (" ↑" if self.sort_reverse else ""), style="bold")
-        if self.text_filter:
-            filt.append("  filter ", style="dim")
-            filt.append(f"“{self.text_filter}”", style="bold")
-        self.query_one("#runs-filters", Static).update(filt)
+        self.query_one("#runs-title", Static).update(title_text(total, self.running))
+        status = STATUS_FILTERS[self.status_index][0]
+        self.query_one("#runs-filters", Static).update(filters_text(status, SORTS[self.sort_index][1], self.sort_reverse, self.text_filter))
 
     def _render_status(self) -> None:
-        if self.loading and not self.loaded:
+        filtered = bool(self.text_filter or self.statuses)
+        if self.page_loading and not self.loaded:
             text = "loading the catalog…"
-        elif not self.runs:
-            text = (
-                "no runs match the filter (esc clears it)"
-                if self.text_filter or self.statuses
-                else f"no runs yet in {self.app.catalog_label} · press l to launch one"
-            )
         else:
-            shown = len(self.runs)
-            more = "" if self.exhausted else " (scroll for more)"
-            sel = f" · {len(self.app.selected)} selected (c compares)" if self.app.selected else " · space selects runs to compare"
-            total = self.total_matching if not (self.text_filter or self.statuses) else None
-            of = f" of {total:,}" if total and total > shown else ""
-            text = f"{shown:,}{of} runs loaded{more}{sel} · {self.app.catalog_label}"
+            text = status_line(len(self.runs), None if filtered else self.total_matching, filtered=filtered, more=not self.exhausted,
+                               selected=len(self.app.selected), catalog=self.app.catalog_label)
         self.query_one("#runs-status", Static).update(Text(text, style="dim", no_wrap=True, overflow="ellipsis"))
-
-    def selection_changed(self) -> None:
-        table = self.query_one(DataTable)
-        for rid in self.order:
-            try:
-                table.update_cell(str(rid), "sel", self._cells(self.runs[rid])["sel"])
-            except Exception:  # noqa: BLE001
-                pass
-        self._render_status()
 
     # ------------------------------------------------------------------------------------------ events/actions
     @on(DataTable.RowHighlighted, "#runs-table")
@@ -304,11 +325,7 @@ class RunsScreen(Screen):
         key = event.column_key.value
         for i, (col, _label) in enumerate(SORTS):
             if col == key:
-                if i == self.sort_index:
-                    self.sort_reverse = not self.sort_reverse
-                else:
-                    self.sort_index, self.sort_reverse = i, False
-                self._rebuild()
+                self.sort_by = (i, not self.sort_reverse) if i == self.sort_index else (i, False)
                 return
 
     def action_open(self) -> None:
@@ -320,13 +337,10 @@ class RunsScreen(Screen):
         rid = self.highlighted_id()
         if rid is None:
             return
-        sel = self.app.selected
-        sel.symmetric_difference_update({rid})
+        self.app.toggle_selected(rid)  # the watcher redraws the mark
         table = self.query_one(DataTable)
-        table.update_cell(str(rid), "sel", self._cells(self.runs[rid])["sel"])
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1, animate=False)
-        self._render_status()
 
     def action_filter(self) -> None:
         box = self.query_one("#runs-filter", Input)
@@ -358,10 +372,7 @@ class RunsScreen(Screen):
         self.query_one(DataTable).focus()
 
     def _apply_text(self, value: str) -> None:
-        if value != self.text_filter:
-            self.text_filter = value
-            self._render_header()
-            self.reload()
+        self.text_filter = value  # reloads when it changed (watch_text_filter)
 
     def on_key(self, event) -> None:  # noqa: ANN001
         box = self.query_one("#runs-filter", Input)
@@ -374,20 +385,14 @@ class RunsScreen(Screen):
 
     def action_cycle_status(self) -> None:
         self.status_index = (self.status_index + 1) % len(STATUS_FILTERS)
-        self._render_header()
-        self.reload()
 
     def set_status_filter(self, label: str) -> None:
         for i, (name, _st) in enumerate(STATUS_FILTERS):
             if name == label:
                 self.status_index = i
-        self._render_header()
-        self.reload()
 
     def action_cycle_sort(self) -> None:
-        self.sort_index = (self.sort_index + 1) % len(SORTS)
-        self.sort_reverse = False
-        self._rebuild()
+        self.sort_by = ((self.sort_index + 1) % len(SORTS), False)
 
     def action_resume_run(self) -> None:
         rid = self.highlighted_id()

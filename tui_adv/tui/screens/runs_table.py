@@ -4,7 +4,7 @@ This module owns what the history screen (:mod:`.runs`) shows in its table and i
 columns (all, or the narrow set under 110 columns; the dataset column only when asked for), the
 formatted cells of a run's row (:func:`row_cells`), the sort keys of the ``o`` / header-click orders
 (:func:`sort_key`), and what the filter box and the status filter keep (:func:`split_filter`,
-:func:`run_matches`). The screen keeps the state (which sort, which filter, what is loaded) and the table.
+:func:`run_matches`), and the text of the header and status bar. The screen keeps the state (which sort, which filter, what is loaded) and the table.
 """
 
 from __future__ import annotations
@@ -169,3 +169,34 @@ def sort_key(col: str, now: datetime) -> Callable[[Run], object]:
     if col == "duration":
         return lambda r: (-(elapsed_s(r, now) or -1.0), -int(r.id))
     return lambda r: -int(r.id)
+
+
+# ------------------------------------------------------------------------------------------ header/status
+def title_text(total: int | None, running: int) -> Text:
+    """The history's title: how many runs the catalog holds, how many of the loaded ones run."""
+    title = Text.assemble(("adv-tui", "bold"), "  runs  ", (f"{total:,} in catalog" if total else "empty catalog", "dim"))
+    if running:
+        title.append(f"  ● {running} running", style="bold green")
+    return title
+
+
+def filters_text(status: str, sort: str, reverse: bool, text_filter: str) -> Text:
+    """The top bar's right side: the status filter, the sort order and the text filter."""
+    filt = Text()
+    filt.append("status ", style="dim")
+    filt.append(status, style="bold")
+    filt.append("  sort ", style="dim")
+    filt.append(sort + (" ↑" if reverse else ""), style="bold")
+    if text_filter:
+        filt.append("  filter ", style="dim")
+        filt.append(f"“{text_filter}”", style="bold")
+    return filt
+
+
+def status_line(shown: int, total: int | None, *, filtered: bool, more: bool, selected: int, catalog: str) -> str:
+    """The status bar: rows loaded (of how many), the selection, the catalog; or why nothing shows."""
+    if not shown:
+        return "no runs match the filter (esc clears it)" if filtered else f"no runs yet in {catalog} · press l to launch one"
+    sel = f" · {selected} selected (c compares)" if selected else " · space selects runs to compare"
+    of = f" of {total:,}" if total and total > shown else ""
+    return f"{shown:,}{of} runs loaded{' (scroll for more)' if more else ''}{sel} · {catalog}"

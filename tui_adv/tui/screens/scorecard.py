@@ -125,6 +125,6 @@ class ScorecardScreen(Screen):
             self.app.notify("no run recorded behind this value", severity="warning")
             return
         if len(ids) > 1:
-            self.app.selected.update(ids)
+            self.app.select_runs(ids)
             self.app.notify(f"runs {', '.join(f'#{i}' for i in ids)} selected; opening #{ids[0]} (c compares them)")
         self.app.open_run(ids[0], detail=True)
