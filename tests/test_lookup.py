@@ -37,7 +37,7 @@ def test_the_newest_completed_run_of_an_experiment_whatever_made_it(tmp_path):
     by_hand = _relabelled(cfg, name="my softmax", experiment="mine", profile=None, claims=[])
     other = _relabelled(cfg, seed=12345)  # another seed: another experiment
     a = s.create_run(name="a", experiment="mine", config_json=by_hand, status=RunStatus.COMPLETED)
-    s.create_run(name="b", experiment="softmax", profile="quick", config_json=other, status=RunStatus.COMPLETED)
+    b = s.create_run(name="b", experiment="softmax", profile="quick", config_json=other, status=RunStatus.COMPLETED)
     s.create_run(name="c", experiment="softmax", profile="quick", config_json=cfg, status=RunStatus.FAILED)
     assert a.identity == identity_key(cfg) and a.identity_rule == IDENTITY_RULE
     assert find_completed(s, "softmax", "quick", cfg).id == a.id  # labels do not make it another experiment
@@ -46,8 +46,11 @@ def test_the_newest_completed_run_of_an_experiment_whatever_made_it(tmp_path):
     # without a config: the newest completed run the profile recorded under the key
     assert find_completed(s, "softmax", "quick").id == d.id
     assert find_completed(s, "softmax", "standard") is None
-    assert s.experiments(profile="quick", prefix="soft") == {"softmax"}
-    assert s.experiments(prefix="so_") == set()  # a LIKE wildcard in the prefix is a plain character
+    # a row whose stored config is rewritten is found as what it now says
+    s.update_run(int(d.id), config_json=other)
+    assert find_completed(s, "softmax", "quick", cfg).id == a.id and find_completed(s, "softmax", "quick", other).id == d.id
+    # the light index the scorecard resolves from: newest first, the same keys
+    assert [(rid, key) for rid, key, *_ in s.run_keys()][:2] == [(d.id, identity_key(other)), (b.id, identity_key(other))]
 
 
 def test_a_stopped_run_with_its_checkpoint_file_is_resumable(tmp_path):
@@ -106,6 +109,7 @@ def test_a_catalog_this_process_cannot_write_finds_the_same_runs(tmp_path, monke
 
     monkeypatch.setattr(s, "_write", refused)
     assert [find_completed(s, "softmax", "quick", _config_of(db, i)).id for i in (1, 2)] == [1, 2]  # two seeds: two experiments
+    assert [key for _rid, key, *_ in s.run_keys()] == [identity_key(_config_of(db, i)) for i in (2, 1)]
     assert sqlite3.connect(db).execute("SELECT identity FROM runs").fetchall() == [(None,)] * 2  # nothing written
 
 

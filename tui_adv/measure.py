@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .catalog.lookup import identity_fields
 from .catalog.schema import Run
 from .catalog.store import Store
 from .config import Reading
@@ -27,6 +28,15 @@ class Ctx:
         from .reproduce import _steps
 
         self.store, self.profile = store, profile
+        # which run is the newest of each experiment, from one light query; rows are read when used
+        self._by_identity: dict[str, int] = {}
+        self._by_key: dict[str, int] = {}
+        for rid, key, experiment, run_profile in store.run_keys():
+            if key:
+                self._by_identity.setdefault(key, rid)
+            if run_profile == profile:
+                self._by_key.setdefault(experiment, rid)
+        self._rows: dict[int, Run] = {}
         self.steps = {st.key: st for st in _steps(profile)}
         self._resolved: dict[str, Run | None] = {}
         self._sweeps: dict[int, list[dict]] = {}
@@ -38,27 +48,38 @@ class Ctx:
     def resolve(self, key: str) -> Run | None:
         if key in self._resolved:
             return self._resolved[key]
-        from .reproduce import analysis_config_json, find_completed, step_config
+        from .reproduce import analysis_config_json, step_config
 
         step = self.steps.get(key)
         run = None
         if step is not None:
             try:
                 if step.config:
-                    run = find_completed(self.store, key, self.profile, step_config(step, self.profile).to_json())
+                    run = self._newest(step_config(step, self.profile).to_json())
                 elif step.retrain_of:
                     parent = self.resolve(step.retrain_of)
-                    run = None if parent is None else find_completed(self.store, key, self.profile, step_config(step, self.profile, parent).to_json())
+                    run = None if parent is None else self._newest(step_config(step, self.profile, parent).to_json())
                 else:
                     parents = {role: self.resolve(k) for role, k in step.parents.items()}
                     if all(p is not None for p in parents.values()):
-                        run = find_completed(self.store, key, self.profile, analysis_config_json(step, parents))
+                        run = self._newest(analysis_config_json(step, parents))
             except Exception:  # noqa: BLE001 - a config the suite cannot build (edited file): fall back to the key
                 run = None
         if run is None:
-            run = find_completed(self.store, key, self.profile)
+            run = self._row(self._by_key.get(key))
         self._resolved[key] = run
         return run
+
+    def _newest(self, config_json: str) -> Run | None:
+        """The newest completed run of the experiment ``config_json`` describes (as ``find_completed``)."""
+        return self._row(self._by_identity.get(identity_fields(config_json)["identity"] or ""))
+
+    def _row(self, run_id: int | None) -> Run | None:
+        if run_id is None:
+            return None
+        if run_id not in self._rows:
+            self._rows[run_id] = self.store.get_run(run_id)
+        return self._rows[run_id]
 
     def _check(self, key: str) -> None:
         from .reproduce import step_reads
@@ -78,7 +99,7 @@ class Ctx:
         """The run of every seed of a step: the profile's seed steps, and any other seed the profile
         recorded under that prefix (more seeds than the profile makes)."""
         out = []
-        keys = {k for k in self.steps if k.startswith(prefix + "@")} | self.store.experiments(profile=self.profile, prefix=prefix + "@")
+        keys = {k for k in self.steps if k.startswith(prefix + "@")} | {k for k in self._by_key if k.startswith(prefix + "@")}
         for k in sorted(keys):
             r = self.run(k)
             if r is not None:

@@ -109,12 +109,11 @@ class LookupMixin:
             stmt = stmt.limit(limit)
         return self._read(lambda s: self._load_runs(s, stmt))
 
-    def experiments(self, *, profile: str | None = None, prefix: str = "", status: Sequence[str] = (RunStatus.COMPLETED,)) -> set[str]:
-        """The experiment labels of runs in ``status`` (of ``profile``) that start with ``prefix``."""
-        stmt = select(Run.experiment).where(col(Run.status).in_(list(status))).distinct()
-        if profile is not None:
-            stmt = stmt.where(col(Run.profile) == profile)
-        if prefix:
-            literal = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            stmt = stmt.where(col(Run.experiment).like(f"{literal}%", escape="\\"))
-        return set(self._read(lambda s: list(s.exec(stmt).all())))
+    def run_keys(self, status: Sequence[str] = (RunStatus.COMPLETED,)) -> list[tuple[int, str | None, str, str | None]]:
+        """(id, identity key, experiment, profile) of every run in ``status``, newest first: one light
+        query (no config or summary text) for a reader that resolves many experiments at once (the
+        scorecard's :class:`~tui_adv.measure.Ctx`)."""
+        extra = self._fresh_identities()
+        stmt = select(Run.id, Run.identity, Run.experiment, Run.profile).where(col(Run.status).in_(list(status))).order_by(col(Run.id).desc())
+        rows = self._read(lambda s: list(s.exec(stmt).all()))
+        return [(int(rid), extra.get(int(rid), key), exp, prof) for rid, key, exp, prof in rows]

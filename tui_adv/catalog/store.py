@@ -228,7 +228,9 @@ class Store(OwnershipMixin, SeriesMixin, LookupMixin):
 
     def update_run(self, run_id: int, *, owner: str | None = None, **fields: Any) -> Run:
         """Set fields of a run row (one UPDATE; ``owner``: only while this claim token owns the row) and
-        return the row as it is now."""
+        return the row as it is now. A new ``config_json`` gets its experiment identity with it."""
+        if "config_json" in fields:
+            fields = {**identity_fields(fields["config_json"]), **fields}
 
         def upd(s: Session) -> None:
             res = s.connection().execute(update(Run).where(col(Run.id) == run_id).values(**fields, updated_at=utcnow()))
