@@ -22,7 +22,6 @@ it runs where the step lands.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import queue as queue_mod
@@ -148,7 +147,7 @@ def _run_analysis_task(task: StepTask, store, emit: Emit, t0: float, *, heartbea
 
     import torch
 
-    from .catalog.schema import utcnow
+    from .catalog.schema import claims_text, json_object, utcnow
     from .catalog.store import ClaimLost
     from .lifecycle import RunRecorder
     from .reproduce import Step, analysis_config_json, run_analysis
@@ -158,14 +157,14 @@ def _run_analysis_task(task: StepTask, store, emit: Emit, t0: float, *, heartbea
     parents = {role: store.get_run(rid) for role, rid in task.parent_ids.items()}
     step = Step(task.key, analysis=task.analysis, params=task.params, claims=list(task.claims))
     config_json = analysis_config_json(step, parents)
-    config = json.loads(config_json)
+    config = json_object(config_json)
     first_parent = next(iter(parents.values()))
     token = uuid.uuid4().hex
     run = store.create_run(
         name=f"{task.profile}:{task.key}",
         experiment=task.key,
         profile=task.profile,
-        claims=",".join(task.claims),
+        claims=claims_text(task.claims),
         config_json=config_json,
         status=RunStatus.QUEUED,
         claim_token=token,

@@ -16,7 +16,6 @@ whichever command made the run). No textual/rich here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -251,7 +250,7 @@ def fig3_maxout(ctx, out: Path, n_units: int = 6) -> Figure:  # noqa: ANN001
         w = _model_weight(ctx.store, run)
         if w is None:
             continue
-        cfg = json.loads(run.config_json).get("model", {})
+        cfg = run.config().get("model", {})
         units, pieces = int(cfg.get("units", 240)), int(cfg.get("pieces", 5))
         if w.shape[0] != units * pieces:
             continue

@@ -65,19 +65,11 @@ class LookupMixin:
             self.refresh_identities()
         return self._unwritten_identities
 
-    def newest_run(
-        self,
-        config_json: str | None = None,
-        *,
-        experiment: str | None = None,
-        profile: str | None = None,
-        status: Sequence[str] = (RunStatus.COMPLETED,),
-        with_checkpoint: bool = False,
-    ) -> Run | None:
-        """The newest run (in ``status``) of the experiment ``config_json`` describes, or, without a
-        config, the newest one labelled ``experiment`` (and ``profile``). ``with_checkpoint``: only rows
-        that name a checkpoint (the caller checks that the file is there)."""
-        runs = self.runs_like(config_json, experiment=experiment, profile=profile, status=status, with_checkpoint=with_checkpoint, limit=1)
+    def newest_run(self, config_json: str | None = None, **where: Any) -> Run | None:
+        """The newest run (in ``status``, default completed) of the experiment ``config_json``
+        describes, or, without a config, the newest one labelled ``experiment`` (and ``profile``);
+        ``where`` takes the filters of :meth:`runs_like`."""
+        runs = self.runs_like(config_json, limit=1, **where)
         return runs[0] if runs else None
 
     def runs_like(
@@ -90,7 +82,8 @@ class LookupMixin:
         with_checkpoint: bool = False,
         limit: int | None = None,
     ) -> list[Run]:
-        """The runs :meth:`newest_run` picks from, newest first."""
+        """The runs of an experiment in ``status``, newest first. ``with_checkpoint``: only rows that name a
+        checkpoint (the caller checks that the file is there)."""
         stmt = select(Run).where(col(Run.status).in_(list(status)))
         if config_json is not None:
             want = identity_fields(config_json)["identity"]

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from ..catalog.schema import Run, as_utc
+from ..catalog.schema import Run, as_utc, json_object
 from ..choices import ACTIVE, FINISHED, RunStatus
 
 Clock = Callable[[], datetime]
@@ -203,19 +203,16 @@ def estimate_duration(store, config_json: str, *, limit: int = 300) -> str:  # n
     training images, ×2 for adversarial training). A one-line text for the Launch screen."""
     import socket
 
-    want = json.loads(config_json)
+    want = json_object(config_json)
     host = socket.gethostname()
     for r in store.list_runs(status=["completed"], limit=limit):
         if r.host not in (None, host) or not r.started_at or not r.finished_at:
             continue
-        try:
-            cfg = json.loads(r.config_json or "{}")
-        except ValueError:
-            continue
-        if not isinstance(cfg, dict) or "model" not in cfg or _model_key(cfg) != _model_key(want):
+        cfg = r.config()
+        if "model" not in cfg or _model_key(cfg) != _model_key(want):
             continue
         took = r.active_seconds() or 0.0
-        epochs_run = (json.loads(r.summary_json or "{}") or {}).get("epochs_run") if r.summary_json else None
+        epochs_run = r.summary().get("epochs_run")
         done = _work({**cfg, "train": {**(cfg.get("train") or {}), **({"epochs": epochs_run} if epochs_run else {})}})
         if took <= 0 or done <= 0:
             continue
@@ -267,7 +264,7 @@ def shipped_overrides(config_json: str, name: str) -> tuple[str, ...]:
     from ..config import config_dir, load_config
 
     try:
-        mine_raw = json.loads(config_json)
+        mine_raw = json_object(config_json)
         names = [name, name.rsplit(":", 1)[-1], str(mine_raw.get("experiment") or "").split("@")[0]]
         path = next((p for p in (config_dir() / f"{n}.toml" for n in names if n) if p.is_file()), None)
         if path is None:

@@ -133,13 +133,11 @@ class RunsScreen(Screen):
     def sort_reverse(self) -> bool:
         return self.sort_by[1]
 
-    def watch_text_filter(self) -> None:
+    def _reload_for_filters(self) -> None:
         self._render_header()
         self.reload()
 
-    def watch_status_index(self) -> None:
-        self._render_header()
-        self.reload()
+    watch_text_filter = watch_status_index = _reload_for_filters
 
     def watch_sort_by(self) -> None:
         self._rebuild()
