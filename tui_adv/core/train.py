@@ -36,6 +36,7 @@ from .attacks import fgsm_direction, gradient_sign, mask_generator, perturb, per
 from .data import MNISTData, Split
 from .heads import analytic_loss, head_loss
 from .models import MaskDropout
+from .step_graph import StepGraph, graph_mode
 from .sweep import evaluate, predict
 from .train_state import Cancelled, Diverged, TrainState, lr_at, make_optimizer, momentum_at
 
@@ -62,6 +63,7 @@ class Trainer:
         should_stop: Callable[[], bool] | None = None,
         checkpoint: Callable[["Trainer"], None] | None = None,
         batch_every: int = 20,
+        graph: str | None = None,
     ):
         self.model, self.data, self.cfg, self.seed = model, data, cfg, seed
         self.emit = emit or (lambda e: None)
@@ -74,6 +76,10 @@ class Trainer:
         self.gen = torch.Generator(device="cpu").manual_seed(seed)
         self.noise_gen = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.train_split: Split = data.train
+        self.max_norm = getattr(model, "apply_max_norm", None)
+        # the training step: the plain loop, or static tensors replayed as a CUDA graph (.step_graph)
+        self.graph_mode = graph_mode(self.device, graph)
+        self.graph: StepGraph | None = None
 
     # ------------------------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict:
@@ -144,10 +150,14 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ the recipe's second stage
     def _schedule_step(self) -> int:
-        """The step the learning-rate schedule is at: in the continuation, the best epoch's step plus the
-        steps taken since (the recipe continues with the lr the best parameters had)."""
+        return self.schedule_step_at(self.state.step)
+
+    def schedule_step_at(self, step: int) -> int:
+        """The step the learning-rate schedule is at when the trainer is at ``step``: in the continuation,
+        the best epoch's step plus the steps taken since (the recipe continues with the lr the best
+        parameters had)."""
         st = self.state
-        return st.best_step + st.step - st.cont_start_step if st.phase == "continuation" else st.step
+        return st.best_step + step - st.cont_start_step if st.phase == "continuation" else step
 
     def _all_training_images(self) -> Split:
         v = self.data.valid
@@ -282,27 +292,34 @@ class Trainer:
             for g in opt.param_groups:
                 g["momentum"] = self.state.cont_momentum if self.state.phase == "continuation" else momentum_at(cfg, epoch)
         model.train()
-        max_norm = getattr(model, "apply_max_norm", None)
         total_loss = torch.zeros((), device=self.device, dtype=torch.float64)
         wrong = torch.zeros((), device=self.device, dtype=torch.long)
+        graph = self._step_graph(perm, n)
+        full = graph.full if graph is not None else 0  # the epoch's full batches go through the static step
+        loss = total_loss
         for b in range(batches):
             if self.should_stop():
                 raise Cancelled()
-            idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            x, y = x_all.index_select(0, idx), y_all.index_select(0, idx)  # half the cost of x_all[idx]
-            for g in opt.param_groups:
-                g["lr"] = lr_at(cfg, self._schedule_step())
-            opt.zero_grad(set_to_none=True)
-            loss, logits = self._loss_and_backward(x, y)
-            loss = loss.detach()
-            opt.step()
-            if max_norm is not None:
-                max_norm()
+            if b < full:
+                graph.step()
+                loss, total_loss, wrong = graph.loss, graph.total_loss, graph.wrong  # static tensors: no copy
+            else:
+                if b == full and full:  # the ragged last batch goes on from the static step's sums
+                    total_loss, wrong = graph.total_loss.clone(), graph.wrong.clone()
+                idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                x, y = x_all.index_select(0, idx), y_all.index_select(0, idx)  # half the cost of x_all[idx]
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(cfg, self._schedule_step())
+                opt.zero_grad(set_to_none=True)
+                loss, logits = self._loss_and_backward(x, y)
+                loss = loss.detach()
+                opt.step()
+                if self.max_norm is not None:
+                    self.max_norm()
+                total_loss += loss * len(y)
+                with torch.no_grad():
+                    wrong += (self.predicted(logits) != y).sum()
             self.state.step += 1
-            total_loss += loss * len(y)
-            with torch.no_grad():
-                pred = (logits.reshape(-1) > 0).long() if model.head == "binary" else logits.argmax(dim=1)
-                wrong += (pred != y).sum()
             if (b + 1) % self.batch_every == 0 or b + 1 == batches:
                 # Finiteness is checked here, where the loss is read anyway, not every batch: a per-batch
                 # check is a host sync that stalls a GPU. A NaN/inf loss of any batch so far shows in the sum.
@@ -312,6 +329,21 @@ class Trainer:
                     {"type": "batch", "epoch": epoch, "batch": b + 1, "batches": batches, "loss": float(loss), "step": self.state.step}
                 )
         return float(total_loss) / n, float(wrong) / n
+
+    def _step_graph(self, perm: torch.Tensor, n: int) -> StepGraph | None:
+        """The static-tensor step for this epoch's full batches (:mod:`.step_graph`), or None for the plain loop."""
+        full = n // self.cfg.batch_size
+        if self.graph_mode == "off" or full == 0:
+            return None
+        if self.graph is None:
+            self.graph = StepGraph(self, capture=self.graph_mode == "cuda")
+        self.graph.begin_epoch(perm, full, self.state.step)
+        return self.graph
+
+    def predicted(self, logits: torch.Tensor) -> torch.Tensor:
+        """The class a training batch's logits predict (for the epoch's training error)."""
+        with torch.no_grad():
+            return (logits.reshape(-1) > 0).long() if self.model.head == "binary" else logits.argmax(dim=1)
 
     def _loss_and_backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Compute the batch objective and its parameter gradients. Returns (loss, clean logits)."""
