@@ -54,10 +54,11 @@ class TrainState:
         return cls(**{k: v for k, v in d.items() if k in known})  # checkpoints from before a field existed
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module | list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser of ``cfg`` over ``model``'s parameters (or over the tensors given)."""
+    params = list(model.parameters()) if isinstance(model, nn.Module) else list(model)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    params = list(model.parameters())
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     # the fused kernel updates each parameter in one pass (momentum buffer and weights) instead of three;
     # on CPU it computes exactly what the plain loop does (tests/test_perf_equivalence.py checks the bits)
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in params)
