@@ -28,7 +28,9 @@ FLOP accounting (issue 11): the epoch's matrix-product FLOPs are counted from th
 (:mod:`tui_adv.core.flops`: forward, parameter gradients, input gradients where needed, and the
 evaluation's clean forward + FGSM direction + perturbed forward), and the machine's float32 matrix rate
 is measured in the same process as one more interleaved variant (``matrix``: the faster of a
-1000×784·784×1200 and a 2048³ product). ``--json`` adds ``matrix_rate_gflops`` and per variant
+1000×784·784×1200 and a 2048³ product), and so is ``products``: only the matrix products of a clean
+epoch, at the step's own shapes (batch 100), on random operands — the rate those shapes allow, i.e. the
+ceiling of a step whose elementwise work were free (``<variant>_fraction_of_products``). ``--json`` adds ``matrix_rate_gflops`` and per variant
 ``<variant>_gflops`` and ``<variant>_fraction_of_matrix_rate``, each from its fastest round (the
 machine is shared; the fastest round is the one least disturbed), with the medians beside them.
 """
@@ -149,6 +151,37 @@ def run_bare(cfg, data, device: torch.device) -> tuple[float, dict]:
     return time.perf_counter() - t0, model.state_dict()
 
 
+def run_products(shapes, n: int, batch_size: int, device: torch.device) -> float:
+    """Only the matrix products of a clean epoch and its evaluation, at the shapes the step has them
+    (batch 100: forward, parameter gradients, input gradients below the first layer; the evaluation's
+    at batch 1000), on random operands: the rate these shapes allow on this machine, i.e. the ceiling of
+    a step that hid every elementwise pass, the optimiser and the dropout masks."""
+    ops = []
+    for i, (fan_in, fan_out) in enumerate(shapes):
+        w = torch.rand(fan_out, fan_in, device=device)
+        x = torch.rand(batch_size, fan_in, device=device)
+        g = torch.rand(batch_size, fan_out, device=device)
+        ops.append((w, x, g, i > 0))
+    xe = [torch.rand(1000, fi, device=device) for fi, _ in shapes]
+    ge = [torch.rand(1000, fo, device=device) for _, fo in shapes]
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(n // batch_size):
+        for w, x, g, below in ops:
+            x @ w.t()  # forward
+            g.t() @ x  # parameter gradient
+            if below:
+                g @ w  # input gradient
+    for _ in range(EVAL_N // 1000):  # clean forward, FGSM direction (forward + input gradients), perturbed forward
+        for (w, _x, _g, _b), a, g in zip(ops, xe, ge):
+            a @ w.t()
+            a @ w.t()
+            g @ w
+            a @ w.t()
+    sync(device)
+    return time.perf_counter() - t0
+
+
 def make_loaders(root: Path, n: int, device: torch.device):
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
@@ -221,12 +254,13 @@ def main() -> None:
     }
     if loaders is not None:
         variants["dataloader"] = lambda: run_dataloader(cfgs["clean"], loaders, device)
+    shapes = linear_shapes(build_model("maxout", **cfgs["clean"].model.params()))
+    variants["products"] = lambda: run_products(shapes, n, cfgs["clean"].train.batch_size, device)
     variants["matrix"] = lambda: matrix_round(device)  # seconds per GFLOP, same rounds as the variants
     times = interleaved(variants, args.repeats)
-    shapes = linear_shapes(build_model("maxout", **cfgs["clean"].model.params()))
     clean_gflop = epoch_flops(shapes, n, cfgs["clean"].train.batch_size, "clean", EVAL_N) / 1e9
     adv_gflop = epoch_flops(shapes, n, cfgs["adversarial"].train.batch_size, "adversarial", EVAL_N) / 1e9
-    gflop = {"ours": clean_gflop, "bare": clean_gflop, "adv_ours": adv_gflop, "adv_bare": adv_gflop}
+    gflop = {"ours": clean_gflop, "bare": clean_gflop, "adv_ours": adv_gflop, "adv_bare": adv_gflop, "products": clean_gflop}
     if loaders is not None:
         gflop["dataloader"] = clean_gflop
     med = {k: median(v) for k, v in times.items()}
@@ -244,6 +278,8 @@ def main() -> None:
         },
         "best_s": {k: round(min(v), 4) for k, v in times.items() if k != "matrix"},  # fastest round: robust to load spikes
         **rates(times, gflop),
+        # what the step's own product shapes allow: the fraction of that ceiling the training reaches
+        **{f"{v}_fraction_of_products": round(min(times["products"]) / min(times[v]) * gflop[v] / clean_gflop, 3) for v in ("ours", "adv_ours")},
         "train_size": n,
         "eval_size": EVAL_N,
         "repeats": args.repeats,
