@@ -55,11 +55,15 @@ class StepTask:
     analysis: str | None = None  # analysis step
     params: dict[str, Any] = field(default_factory=dict)
     parent_ids: dict[str, int] = field(default_factory=dict)
+    # a stack (``reproduce --stack``): these training steps, which differ only by seed, trained as one model
+    # (:mod:`tui_adv.stack_runner`); the task's own key names the group
+    members: list["StepTask"] = field(default_factory=list)
 
     @property
     def needs(self) -> list[int]:
         """The run ids this task reads (what a remote executor must be able to load)."""
-        return [*self.parent_ids.values(), *([self.parent_id] if self.parent_id is not None else [])]
+        own = [*self.parent_ids.values(), *([self.parent_id] if self.parent_id is not None else [])]
+        return own + [i for m in self.members for i in m.needs]
 
 
 @dataclass
@@ -69,6 +73,7 @@ class StepOutcome:
     status: str  # completed | cancelled | failed
     seconds: float = 0.0
     error: str | None = None
+    members: list["StepOutcome"] = field(default_factory=list)  # a stack's: one per member step
 
 
 class StepHandle(Protocol):
@@ -105,6 +110,8 @@ def run_task(task: StepTask, *, store=None, emit: Emit | None = None, stop_event
     try:
         if task.analysis is not None:
             return _run_analysis_task(task, store, emit, t0)
+        if task.members:
+            return _run_stack_task(task, store, emit, stop_event, t0)
         return _run_training_task(task, store, emit, stop_event, t0)
     except Exception as e:  # noqa: BLE001 - the scheduler records the step as failed and goes on
         return StepOutcome(task.key, None, RunStatus.FAILED, time.perf_counter() - t0, f"{type(e).__name__}: {e}")
@@ -135,6 +142,23 @@ def _run_training_task(task: StepTask, store, emit: Emit, stop_event: Any, t0: f
     status = runner.execute()
     run = store.get_run(runner.run_id)
     return StepOutcome(task.key, int(run.id), status, time.perf_counter() - t0, run.error if status != RunStatus.COMPLETED else None)
+
+
+def _run_stack_task(task: StepTask, store, emit: Emit, stop_event: Any, t0: float) -> StepOutcome:
+    """The member steps of a stack trained as one model; one outcome per member in ``members``."""
+    from .config import config_from_json
+    from .stack_runner import run_stack
+
+    cfgs = [config_from_json(m.config_json) for m in task.members]
+    results = run_stack(cfgs, store, data_dir=task.data_dir, device=task.device, emit=emit, stop_event=stop_event,
+                        parent_ids=[m.parent_id for m in task.members])
+    dt = time.perf_counter() - t0
+    outs = []
+    for m, (rid, status) in zip(task.members, results):
+        run = store.get_run(rid)
+        outs.append(StepOutcome(m.key, rid, status, dt, run.error if status != RunStatus.COMPLETED else None))
+    worst = next((o for o in outs if o.status != RunStatus.COMPLETED), outs[0])
+    return StepOutcome(task.key, None, worst.status, dt, worst.error, members=outs)
 
 
 def _run_analysis_task(task: StepTask, store, emit: Emit, t0: float, *, heartbeat_s: float | None = None) -> StepOutcome:

@@ -42,6 +42,7 @@ def reproduce(
     device: Annotated[Device, typer.Option("--device", case_sensitive=False, help="Where to train.")] = Device.AUTO,
     as_json: JsonOpt = False,
     jobs: Annotated[int, typer.Option("--jobs", metavar="N", min=1, max=64, help="Run up to N independent steps at once, each in its own worker process (cores // N torch threads each); parents still finish before the steps that read them.")] = 1,
+    stack: Annotated[bool, typer.Option("--stack", help="Train the steps that differ only by seed (the 12 ensemble members) as one stacked model: each still its own run, with its solo results (bit for bit on CPU); faster on a GPU, not on a CPU.")] = False,
     plan: Annotated[bool, typer.Option("--plan", help="Print the steps (parents, epochs, device, a time estimate from a short calibration measured now) and run nothing.")] = False,
     executor: ExecutorOpt = ExecutorKind.LOCAL,
     ray_address: RayAddressOpt = None,
@@ -69,13 +70,13 @@ def reproduce(
     stop = threading.Event()
     on_ray = executor == ExecutorKind.RAY
     rep = Reproducer(store, profile.value, only=only.split(",") if only else None, fresh=fresh, data_dir=data_dir, device=device.value, stop_event=stop,
-                     jobs=jobs)
+                     jobs=jobs, stack=stack)
     if not headless and on_ray:
         raise UserError("--executor ray goes with --headless (open the dashboard on the same catalog to watch the runs)")
     if not headless:
         if as_json:
             raise UserError("--json goes with --headless (the dashboard shows the scorecard itself)")
-        _watch_in_dashboard(store, profile, only, fresh, data_dir, device, jobs)
+        _watch_in_dashboard(store, profile, only, fresh, data_dir, device, jobs, stack)
         return
     install_signal_handlers(stop)
     err = err_console()
@@ -90,6 +91,8 @@ def reproduce(
             err.print(f"run [bold]{e['run_id']}[/bold] · {esc(e['name'])} · device {esc(e['device'])}")
         elif e["type"] == "suite_end":
             err.print(f"suite finished in {e['seconds']:.0f} s")
+        elif e["type"] == "log" and "step" not in e:  # the suite's and the in-process runs' own notes
+            err.print(f"[dim]{esc(e['message'])}[/dim]")
 
     rep.emit = emit
     if on_ray:
@@ -150,7 +153,8 @@ def _duration(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _watch_in_dashboard(store, profile: Profile, only: str | None, fresh: bool, data_dir: str | None, device: Device, jobs: int = 1) -> None:  # noqa: ANN001
+def _watch_in_dashboard(store, profile: Profile, only: str | None, fresh: bool, data_dir: str | None, device: Device, jobs: int = 1,  # noqa: ANN001
+                        stack: bool = False) -> None:
     """``reproduce --dashboard``: the suite as a detached ``reproduce --headless`` (it outlives the
     dashboard), then the dashboard on the same catalog, where its runs appear as they start."""
     from ..tui.app import run_app
@@ -160,6 +164,7 @@ def _watch_in_dashboard(store, profile: Profile, only: str | None, fresh: bool, 
     argv += ["--only", only] if only else []
     argv += ["--fresh"] if fresh else []
     argv += ["--jobs", str(jobs)] if jobs > 1 else []
+    argv += ["--stack"] if stack else []
     argv += ["--data-dir", str(data_dir)] if data_dir else []
     launched = spawn_detached(argv, db_url=store.url)
     print(f"adv-tui: the {profile.value} suite runs as pid {launched.pid} (its output: {launched.log_path})", file=sys.stderr)

@@ -97,6 +97,14 @@ class StackedMaxout(nn.Module):
             m.out.bias.copy_(self.out_bias[k])
         return m.to(self.out_weight.device).eval()
 
+    def member_order(self) -> list[nn.Parameter]:
+        """The stack's parameters in the order of a member's ``parameters()`` (layer by layer: weight,
+        bias), so that slice k of each is member k's tensor of that place."""
+        out: list[nn.Parameter] = []
+        for w, b in zip(self.weights, self.biases):
+            out += [w, b]
+        return [*out, self.out_weight, self.out_bias]
+
     # ------------------------------------------------------------------------------ forward
     def _dropout(self, h: torch.Tensor, p: float, rescale: bool) -> torch.Tensor:
         if not self.training or p == 0:
@@ -188,6 +196,41 @@ class StackedTrainer:
                 self.history[k].append({"epoch": epoch, **metrics})
                 self.emit({"type": "epoch_end", "member": k, "epoch": epoch, "epochs": self.cfg.epochs, "metrics": metrics})
         return [{"epochs_run": float(self.epoch)} for _ in self.seeds]
+
+    def member_state(self, k: int) -> dict:
+        """Member ``k`` as a final checkpoint of its solo run (:meth:`Trainer.state_dict`'s keys): its
+        weights, an optimiser over them holding its momentum buffers, its train state and generators, so
+        that ``load_model`` reads it and a resume of the run redoes its sweep."""
+        from .train_state import TrainState
+
+        model = self.stack.member(k)
+        opt = make_optimizer(model, self.cfg)
+        stacked = self.stack.member_order()
+        for p, big in zip(model.parameters(), stacked):
+            if self._views:
+                view = self._views[k][[id(t) for t in self.stack.parameters()].index(id(big))]
+                buf = self.opts[k].state.get(view, {}).get("momentum_buffer")
+            else:
+                whole = self.opt.state.get(big, {}).get("momentum_buffer")
+                buf = None if whole is None else whole[k]
+            if buf is not None:
+                opt.state[p]["momentum_buffer"] = buf.detach().clone()
+        for g, src in zip(opt.param_groups, self.opts[min(k, len(self.opts) - 1)].param_groups):
+            g["lr"], g["momentum"] = float(src["lr"]), float(src["momentum"])
+        mask_gen = (self.stack.generators or [None] * self.stack.k)[k]
+        on_cuda = self.device.type == "cuda"
+        return {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "train_state": TrainState(epoch=self.epoch, step=self.step, history=list(self.history[k])).to_dict(),
+            "gen": self.gens[k].get_state(),
+            "noise_gen": torch.Generator(device=self.device).manual_seed(self.seeds[k] + 1).get_state(),
+            "torch_rng": mask_gen.get_state() if mask_gen is not None and not on_cuda else torch.get_rng_state(),
+            "cuda_rng": [mask_gen.get_state()] if mask_gen is not None and on_cuda else [],
+            "augmented_x": None,
+            "augmented_y": None,
+            "final": True,
+        }
 
     def _epoch(self, epoch: int) -> tuple[list[float], list[float]]:
         cfg, stack = self.cfg, self.stack

@@ -23,7 +23,7 @@ from ..errors import UserError
 from .steps import Step, analysis_config_json, step_config, suite
 
 if TYPE_CHECKING:
-    from ..executor import Executor, StepTask
+    from ..executor import Executor, StepOutcome, StepTask
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -65,8 +65,10 @@ class Reproducer:
         emit: Emit | None = None,
         stop_event: threading.Event | None = None,
         jobs: int = 1,
+        stack: bool = False,
     ):
         self.store, self.profile, self.fresh = store, profile, fresh
+        self.stack = stack
         self.jobs = max(1, int(jobs))
         self.data_dir, self.device = data_dir, device
         self.emit = emit or (lambda e: None)
@@ -74,6 +76,20 @@ class Reproducer:
         self.all_steps = suite(profile)
         self.by_key = {s.key: s for s in self.all_steps}
         self.steps = self._select(self.all_steps, only)
+        self.groups = self._stack_groups() if stack else {}
+
+    def _stack_groups(self) -> dict[str, list[str]]:
+        """``--stack``: step key -> the keys of the selected training steps that differ from it only by
+        seed and can be trained as one stack (:func:`tui_adv.stack_runner.stack_key`), groups of two or more."""
+        from ..stack_runner import stack_key
+
+        by: dict[str, list[str]] = {}
+        for step in self.steps:
+            if step.config and not step.retrain_of:
+                key = stack_key(step_config(step, self.profile))
+                if key is not None:
+                    by.setdefault(key, []).append(step.key)
+        return {k: keys for keys in by.values() if len(keys) > 1 for k in keys}
 
     @staticmethod
     def _select(steps: list[Step], only: list[str] | None) -> list[Step]:
@@ -106,7 +122,7 @@ class Reproducer:
         children), up to the executor's capacity at once: :class:`~tui_adv.executor.InlineExecutor`
         (one at a time, in this process; the default, ``jobs = 1``) or
         :class:`~tui_adv.executor.LocalPoolExecutor` (``jobs`` worker processes)."""
-        from ..executor import InlineExecutor, LocalPoolExecutor
+        from ..executor import InlineExecutor, LocalPoolExecutor, StepOutcome, StepTask
         from ..runner import resolve_device
 
         device = resolve_device(self.device)
@@ -131,43 +147,51 @@ class Reproducer:
                 for step in list(pending):
                     if len(running) >= executor.capacity:
                         break
+                    if step not in pending:
+                        continue  # taken into a stack with an earlier step of its group
                     if any(k in waiting for k in step.needs):
                         continue  # a parent has not finished yet
-                    pending.remove(step)
-                    waiting.discard(step.key)
-                    started += 1
-                    progressed = True
-                    self.emit({"type": "step_start", "key": step.key, "index": started, "steps": len(self.steps), "claims": step.claims})
-                    st = time.perf_counter()
-                    task = self._task(step, done, device)
-                    if isinstance(task, Run):  # reused
-                        done[step.key] = task
-                        self.emit({"type": "step_end", "key": step.key, "run_id": task.id, "status": "reused", "seconds": 0.0})
-                        continue
-                    if task is None:
-                        self.emit({"type": "step_end", "key": step.key, "run_id": None, "status": "skipped (a parent run is missing)", "seconds": 0.0})
-                        continue
-                    if task is False:  # its dataset is not in the data root (step_end already said what to put where)
-                        continue
-                    running[step.key] = (executor.submit(task), st)
+                    group = [s for s in pending if s.key in self.groups.get(step.key, ())] or [step]
+                    fresh: list[StepTask] = []
+                    for member in group:
+                        pending.remove(member)
+                        waiting.discard(member.key)
+                        started += 1
+                        progressed = True
+                        self.emit({"type": "step_start", "key": member.key, "index": started, "steps": len(self.steps), "claims": member.claims})
+                        task = self._task(member, done, device)
+                        if isinstance(task, Run):  # reused
+                            done[member.key] = task
+                            self.emit({"type": "step_end", "key": member.key, "run_id": task.id, "status": "reused", "seconds": 0.0})
+                        elif task is None:
+                            self.emit({"type": "step_end", "key": member.key, "run_id": None, "status": "skipped (a parent run is missing)", "seconds": 0.0})
+                        elif task is False:  # its dataset is not in the data root (step_end already said what to put where)
+                            pass
+                        elif len(group) > 1 and task.resume_run_id is None:
+                            fresh.append(task)  # trained with the rest of its group, below
+                        else:
+                            running[member.key] = ([member.key], executor.submit(task), time.perf_counter())
+                    if len(fresh) == 1:
+                        running[fresh[0].key] = ([fresh[0].key], executor.submit(fresh[0]), time.perf_counter())
+                    elif fresh:
+                        keys = [t.key for t in fresh]
+                        self.emit({"type": "log", "message": f"{len(keys)} steps trained as one stack: {', '.join(keys)}"})
+                        stack = StepTask(**{**self._base(fresh[0].key, device), "key": "+".join(keys), "claims": sorted({c for t in fresh for c in t.claims})},
+                                         members=fresh)
+                        running[stack.key] = (keys, executor.submit(stack), time.perf_counter())
                     if self.stop_event.is_set():
                         break
                 for e in executor.poll_events():
                     self.emit(e)
-                for key, (handle, st) in list(running.items()):
+                for key, (keys, handle, st) in list(running.items()):
                     if not handle.done():
                         continue
                     del running[key]
                     progressed = True
                     out = handle.result()
-                    if out.status == RunStatus.COMPLETED:
-                        done[key] = self.store.get_run(out.run_id)
-                    ev = {"type": "step_end", "key": key, "run_id": out.run_id, "status": out.status, "seconds": time.perf_counter() - st}
-                    if out.error and out.status == RunStatus.FAILED:
-                        ev["error"] = out.error
-                    self.emit(ev)
-                    if out.status == RunStatus.CANCELLED:
-                        self.stop_event.set()  # a cancelled step stops the suite (its run keeps a checkpoint)
+                    # a stack's outcome has one per member (none when it failed before its runs existed)
+                    for one in out.members or [StepOutcome(k, out.run_id, out.status, out.seconds, out.error) for k in keys]:
+                        self._finished(one, st, done)
                 if not progressed:
                     time.sleep(0.05)
         finally:
@@ -177,6 +201,19 @@ class Reproducer:
             self.emit(e)
         self.emit({"type": "suite_end", "seconds": time.perf_counter() - t0, "runs": {k: r.id for k, r in done.items()}})
         return {k: int(r.id) for k, r in done.items()}
+
+    def _finished(self, out: "StepOutcome", started: float, done: dict[str, Run]) -> None:
+        if out.status == RunStatus.COMPLETED:
+            done[out.key] = self.store.get_run(out.run_id)
+        ev = {"type": "step_end", "key": out.key, "run_id": out.run_id, "status": out.status, "seconds": time.perf_counter() - started}
+        if out.error and out.status == RunStatus.FAILED:
+            ev["error"] = out.error
+        self.emit(ev)
+        if out.status == RunStatus.CANCELLED:
+            self.stop_event.set()  # a cancelled step stops the suite (its run keeps a checkpoint)
+
+    def _base(self, key: str, device: torch.device) -> dict[str, Any]:
+        return dict(key=key, profile=self.profile, db_url=self.store.url, data_dir=self.data_dir, device=str(device))
 
     def _parent(self, key: str, done: dict[str, Run]) -> Run | None:
         """A parent: run (or reused) by this pass, else the catalog's run of the step's experiment."""
@@ -204,7 +241,7 @@ class Reproducer:
         reuse, None (a parent run is missing: skipped), or the task that runs it."""
         from ..executor import StepTask
 
-        base = dict(key=step.key, profile=self.profile, db_url=self.store.url, data_dir=self.data_dir, device=str(device), claims=list(step.claims))
+        base = {**self._base(step.key, device), "claims": list(step.claims)}
         if step.config or step.retrain_of:
             source = self._parent(step.retrain_of, done) if step.retrain_of else None
             if step.retrain_of and source is None:

@@ -1,0 +1,116 @@
+"""Runs that differ only by seed, trained as one stack (``tui_adv/stack_runner.py``, ``reproduce --stack``).
+
+Every member is its own catalog run and ends as the same run trained alone would: the same final
+weights (bit for bit on CPU), the same summary, epoch metrics and sweep; its checkpoint is a solo run's
+(``load_model`` reads it, ``resume`` redoes its sweep). A stop ends every member with the same status.
+The suite groups its stackable steps (the ensemble members) and gives the same runs as without.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from tui_adv import reproduce as rp
+from tui_adv.catalog.store import Store
+from tui_adv.checkpoints import load_checkpoint, load_model
+from tui_adv.config import load_config
+from tui_adv.runner import Runner
+from tui_adv.stack_runner import run_stack, stack_key
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["data.train_limit=500", "data.test_limit=200", "train.epochs=2", "model.units=24", "model.pieces=3",
+         "sweep.epsilons=[0.0,0.25]", "sweep.samples=2", "sweep.matrix=false", "train.eval_limit=200"]
+
+
+def _cfg(seed, *more):
+    return load_config(REPO / "configs" / "maxout.toml", [*SMALL, f"seed={seed}", f"name=member{seed}", *more])
+
+
+def _numbers(store, run_id):
+    run = store.get_run(run_id)
+    summary = run.summary()
+    summary.pop("seconds", None)
+    metrics = sorted((m.key, m.step, m.value) for m in store.metrics(run_id) if m.key != "batch_loss")
+    sweep = sorted((p.epsilon, p.error, p.mean_confidence) for p in store.sweep_points(run_id))
+    return summary, metrics, sweep
+
+
+def test_each_member_of_a_stack_is_the_run_it_would_be_alone(tmp_path, mnist_root):
+    store = Store(str(tmp_path / "runs.db"))
+    seeds = [3, 11]
+    out = run_stack([_cfg(s) for s in seeds], store, data_dir=str(mnist_root), device="cpu")
+    assert [status for _, status in out] == ["completed", "completed"]
+    for (rid, _), seed in zip(out, seeds):
+        solo = Runner(_cfg(seed), store, data_dir=str(mnist_root), device="cpu")
+        assert solo.execute() == "completed"
+        a, b = load_model(rid, store.url), load_model(solo.run_id, store.url)
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), f"seed {seed}: {name} differs between the stack's member and its solo run"
+        assert _numbers(store, rid) == _numbers(store, solo.run_id)
+        run = store.get_run(rid)
+        assert run.seed == seed and run.epoch == 2 and run.checkpoint_path
+        state = load_checkpoint(Path(run.checkpoint_path))
+        assert state["final"] and state["train_state"]["epoch"] == 2
+        assert any("one stack of 2 members" in line.message for line in store.logs(rid))
+
+
+def test_a_stopped_stack_ends_every_member_cancelled(tmp_path, mnist_root):
+    store = Store(str(tmp_path / "runs.db"))
+    stop = threading.Event()
+    seen = []
+
+    def emit(e):
+        seen.append(e)
+        if e["type"] == "batch":
+            stop.set()
+
+    out = run_stack([_cfg(s, "train.epochs=5") for s in (1, 2, 3)], store, data_dir=str(mnist_root), device="cpu", emit=emit, stop_event=stop)
+    assert [status for _, status in out] == ["cancelled"] * 3
+    for rid, _ in out:
+        assert "cancelled" in store.get_run(rid).error
+
+
+def test_what_can_be_stacked():
+    assert stack_key(_cfg(1)) == stack_key(_cfg(2)) is not None
+    assert stack_key(_cfg(1, "train.epochs=3")) != stack_key(_cfg(1))
+    assert stack_key(_cfg(1, "train.mode=sign_noise")) is None
+    assert stack_key(load_config(REPO / "configs" / "softmax.toml")) is None
+    assert stack_key(load_config(REPO / "configs" / "maxout_sigmoid.toml")) is None
+
+
+ENSEMBLE = ["data.train_limit=400", "data.test_limit=100", "train.epochs=1", "model.units=16", "model.pieces=2", "train.eval_limit=100"]
+
+
+def _ensemble_steps():
+    small = {"data.train_limit": 400, "data.test_limit": 100, "train.epochs": 1, "model.units": 16, "model.pieces": 2,
+             "train.eval_limit": 100, "sweep.enabled": False}
+    steps = [rp.Step(f"ensemble@s{s}", "maxout.toml", {**small, "seed": 100 + s}, claims=["P18"]) for s in range(3)]
+    steps.append(rp.Step("ensemble", analysis="ensemble", parents={f"m{s}": f"ensemble@s{s}" for s in range(3)}, claims=["P18"]))
+    return steps
+
+
+@pytest.mark.parametrize("jobs", [1])
+def test_the_suite_stacks_its_ensemble_members_with_the_same_results(tmp_path, monkeypatch, mnist_root, jobs):
+    monkeypatch.setattr(rp.orchestrator, "suite", lambda profile: _ensemble_steps())
+    plain, stacked = Store(str(tmp_path / "plain.db")), Store(str(tmp_path / "stacked.db"))
+    ids_plain = rp.Reproducer(plain, "quick", data_dir=str(mnist_root), device="cpu", jobs=jobs).run()
+    events: list[dict] = []
+    ids_stacked = rp.Reproducer(stacked, "quick", data_dir=str(mnist_root), device="cpu", jobs=jobs, stack=True, emit=events.append).run()
+    assert set(ids_plain) == set(ids_stacked) == {"ensemble@s0", "ensemble@s1", "ensemble@s2", "ensemble"}
+    for key in ids_plain:
+        a, b = plain.get_run(ids_plain[key]), stacked.get_run(ids_stacked[key])
+        assert a.status == b.status == "completed" and a.name == b.name
+        sa, sb = a.summary(), b.summary()
+        for s in (sa, sb):
+            s.pop("seconds", None)
+        assert sa == sb, f"{key}: the stacked suite's summary differs"
+    assert any(e["type"] == "log" and "as one stack" in e.get("message", "") for e in events)
+    # a second pass reuses every run
+    again: list[dict] = []
+    rp.Reproducer(stacked, "quick", data_dir=str(mnist_root), device="cpu", stack=True, emit=again.append).run()
+    assert {e["status"] for e in again if e["type"] == "step_end"} == {"reused"}

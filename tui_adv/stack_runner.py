@@ -1,0 +1,139 @@
+"""Several runs of one config that differ only by seed, trained together as one stacked model.
+
+:func:`run_stack` is :class:`~tui_adv.runner.Runner` for K runs at once (``reproduce --stack``): each
+run is its own catalog row with its own claim token, heartbeat, batched writes, progress, epoch metrics,
+final checkpoint (in the format of a solo run's, so ``load_model``, the claims and ``resume`` read it
+as they read any run's) and sweep; the training itself is one
+:class:`~tui_adv.core.stacked.StackedTrainer` over all K (:mod:`tui_adv.core.stacked` says why each
+member computes its solo run). The K rows share one fate while they train: a failure, a cancel or a
+Ctrl-C ends all of them with the same status and error (each through its own
+:class:`~tui_adv.lifecycle.RunRecorder`). A stack writes no checkpoint before its end: an interrupted
+member is resumed (``adv-tui resume``, a later ``reproduce``) alone, from epoch 0, in its row.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import torch
+
+from .catalog.store import Store
+from .checkpoints import atomic_save, checkpoint_file, model_for
+from .choices import RunStatus
+from .config import RunConfig
+from .core.data import load_dataset
+from .core.stacked import StackedTrainer, build_stack, stack_refusal
+from .errors import UserError
+from .lifecycle import CatalogWriter, Emit, RunRecorder, train_share
+from .run_sweep import sweep_run
+from .runner import Runner, resolve_device
+
+
+def stack_key(cfg: RunConfig) -> str | None:
+    """What runs must share to be trained as one stack (their config without seed and labels), or None
+    for a config that cannot be stacked (not a softmax maxout, or a refused training mode)."""
+    from .config.identity import identity
+
+    if cfg.model.kind != "maxout" or (cfg.model.params().get("output") or "softmax") != "softmax" or cfg.data.pair:
+        return None
+    if stack_refusal(cfg.train) is not None:
+        return None
+    return identity(cfg.model_copy(update={"seed": 0}).to_json())
+
+
+def run_stack(cfgs: list[RunConfig], store: Store, *, data_dir: str | None = None, device: str = "auto", emit: Emit | None = None,
+              stop_event: threading.Event | None = None, parent_ids: list[int | None] | None = None) -> list[tuple[int, str]]:
+    """Create a run per config and train them as one stack; returns ``(run id, final status)`` per config."""
+    if len({stack_key(c) for c in cfgs}) != 1 or stack_key(cfgs[0]) is None:
+        raise UserError("these configs cannot be trained as one stack (they must differ only by seed, and be stackable)")
+    emit = emit or (lambda e: None)
+    stop_event = stop_event or threading.Event()
+    dev = resolve_device(device)
+    runners = [Runner(c, store, data_dir=data_dir, device=device, emit=emit, stop_event=stop_event,
+                      parent_id=(parent_ids or [None] * len(cfgs))[i]) for i, c in enumerate(cfgs)]
+    ids = [r.create() for r in runners]
+    recorders = [RunRecorder(store, rid, owner=r.claim_token, stop_event=stop_event, emit=emit) for rid, r in zip(ids, runners)]
+    from .catalog.schema import utcnow
+
+    for rec in recorders:
+        rec.start(device=str(dev), started_at=utcnow())
+    summaries: list[dict] = []
+    failure: list[BaseException] = []
+
+    def level(i: int, writers: list[CatalogWriter]):  # noqa: ANN202
+        """The work of recorder i: the next recorder's run around the stack's training; the innermost
+        trains. A failure inside is re-raised at every level, so every row records it."""
+
+        def work(writer: CatalogWriter) -> dict:
+            ws = [*writers, writer]
+            if i == len(recorders) - 1:
+                try:
+                    emit({"type": "run_start", "run_id": ids[0], "name": f"stack of {len(ids)}: " + ", ".join(c.name for c in cfgs), "device": str(dev)})
+                    summaries.extend(_train(cfgs, runners, store, ws, data_dir, dev, emit, stop_event))
+                except BaseException as e:
+                    failure.append(e)
+                    raise
+            else:
+                recorders[i + 1].run(level(i + 1, ws))
+                if failure:
+                    raise failure[0]
+            return summaries[i]
+
+        return work
+
+    recorders[0].run(level(0, []))
+    out = []
+    for rid in ids:
+        row = store.get_run(rid)
+        out.append((rid, str(row.status) if row is not None else RunStatus.FAILED.value))
+    return out
+
+
+def _train(cfgs: list[RunConfig], runners: list[Runner], store: Store, writers: list[CatalogWriter], data_dir: str | None,
+           device: torch.device, emit: Emit, stop_event: threading.Event) -> list[dict[str, Any]]:
+    cfg = cfgs[0]
+    emit({"type": "phase", "phase": "data"})
+    data = load_dataset(cfg.data.dataset, data_dir, device, pair=None, validation=cfg.data.validation,
+                        train_limit=cfg.data.train_limit, test_limit=cfg.data.test_limit)
+    seeds = [c.seed for c in cfgs]
+    stack = build_stack(lambda: model_for(cfg), seeds, device)
+    epochs = cfg.train.epochs
+    share = train_share(cfg.sweep.enabled, epochs)
+    batches = max(1, -(-len(data.train) // cfg.train.batch_size))
+    for w in writers:
+        w.log(f"data: {cfg.data.dataset}, {len(data.train)} train, {len(data.valid) if data.valid else 0} valid, {len(data.test)} test on {device}")
+        w.log(f"trained as one stack of {len(cfgs)} members (seeds {', '.join(map(str, seeds))}) with runs {', '.join(str(r.run_id) for r in runners)}")
+
+    def on_event(e: dict) -> None:
+        emit(e)
+        if e["type"] == "batch":
+            done = (e["epoch"] - 1 + e["batch"] / e["batches"]) / max(epochs, 1)
+            for w, loss in zip(writers, e["losses"]):
+                w.metrics([("batch_loss", e["step"], loss)])
+                w.progress(phase="train", epoch=e["epoch"] - 1, batch=e["batch"], batches=e["batches"], progress=share * done)
+        elif e["type"] == "epoch_end":
+            w = writers[e["member"]]
+            w.metrics([(k, e["epoch"], v) for k, v in e["metrics"].items()])
+            w.progress(phase="train", epoch=e["epoch"], batch=0, progress=share * e["epoch"] / max(epochs, 1))
+            w.log(f"epoch {e['epoch']}/{e['epochs']}: " + ", ".join(f"{k}={v:.4g}" for k, v in e["metrics"].items()))
+
+    emit({"type": "phase", "phase": "train", "epochs": epochs, "batches": batches})
+    trainer = StackedTrainer(stack, data, cfg.train, seeds, emit=on_event, should_stop=stop_event.is_set,
+                             batch_every=max(1, batches // 50))
+    results = trainer.run()
+    summaries = []
+    for k, (c, runner, w) in enumerate(zip(cfgs, runners, writers)):
+        path = checkpoint_file(store, store.get_run(runner.run_id))
+        w.sync()
+        store.check_owner(runner.run_id, runner.claim_token)
+        atomic_save(trainer.member_state(k), path)
+        w.progress(checkpoint_path=str(path), epoch=trainer.epoch)
+        summary: dict[str, Any] = {**results[k], **{key: v for key, v in trainer.history[k][-1].items() if key != "epoch"}}
+        if c.sweep.enabled:
+            model = stack.member(k)
+            rid, owner = runner.run_id, runner.claim_token
+            summary.update(sweep_run(c, model, data, w, share, emit=emit, should_stop=stop_event.is_set,
+                                     save_samples=lambda rows, rid=rid, owner=owner: store.add_samples(rid, rows, owner=owner)))
+        summaries.append(summary)
+    return summaries
