@@ -31,20 +31,18 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..config import Reading, TrainConfig
-from .attacks import fgsm_direction, gradient_sign, mask_generator, perturb, perturb_sign
+from ..config import TrainConfig
+from .attacks import fgsm_direction, gradient_sign, perturb, perturb_sign
 from .data import MNISTData, Split
 from .heads import analytic_loss, head_loss
-from .models import MaskDropout
 from .step_graph import StepGraph, graph_mode
-from .sweep import evaluate, predict
+from .train_metrics import TrainerMetrics
 from .train_state import Cancelled, Diverged, TrainState, lr_at, make_optimizer, momentum_at
 
 Emit = Callable[[dict[str, Any]], None]
-MATRIX_EPS = 0.25  # the ε of the paper's FGSM numbers (P02, P09, P13, P14)
 
 
-class Trainer:
+class Trainer(TrainerMetrics):
     """Trains ``model`` on ``data`` as ``cfg`` says, reporting progress as events through ``emit``.
 
     Events: ``{"type": "epoch_start", "epoch", "epochs"}``, ``{"type": "batch", "epoch", "batch",
@@ -204,59 +202,6 @@ class Trainer:
         else:
             self.emit({"type": "log", "message": f"continuation: stopped at its bound of {limit} epochs before the objectives met"})
 
-    def _batch_objective(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The training objective of one batch as the training step computes it (dropout masks sampled),
-        without touching any parameter gradient: the value pylearn2 monitors as ``*_objective``."""
-        cfg, model, head, a = self.cfg, self.model, self.model.head, self.cfg.alpha
-        mode = cfg.mode
-        if mode == "adversarial":
-            xg = x.detach().requires_grad_(True)
-            with torch.enable_grad():
-                clean = head_loss(head, model(xg), y)
-                (g,) = torch.autograd.grad(clean, xg)
-            with torch.no_grad():
-                return a * clean.detach() + (1 - a) * head_loss(head, model(perturb(x, g.sign(), cfg.epsilon, cfg.clip)), y)
-        with torch.no_grad():
-            logits = model(x)
-            loss = head_loss(head, logits, y)
-            if mode == "l1":
-                return loss + cfg.l1 * model.first_layer_weight().abs().sum()
-            if mode == "analytic":
-                return a * loss + (1 - a) * analytic_loss(model, x, y, cfg.epsilon, cfg.analytic_form)
-            if mode in ("sign_noise", "uniform_noise"):
-                return a * loss + (1 - a) * head_loss(head, model(self._noise(x)), y)
-            return loss
-
-    def _objective(self, split: Split) -> float:
-        flags = [(m, m.training) for m in self.model.modules()]
-        self.model.train()
-        total, n = 0.0, len(split)
-        try:
-            for s in range(0, n, 1000):
-                xb, yb = split.x[s : s + 1000], split.y[s : s + 1000]
-                total += float(self._batch_objective(xb, yb)) * len(yb)
-        finally:
-            for m, t in flags:
-                m.training = t
-        return total / max(n, 1)
-
-    def _matrix(self, epoch: int) -> dict[str, float]:
-        """The FGSM protocol matrix on the test split at ε = .25: gradient eval/dropout × clip on/off."""
-        x, y = self.data.test.x, self.data.test.y
-        has_masks = any(isinstance(m, MaskDropout) and m.p > 0 for m in self.model.modules())
-        out: dict[str, float] = {}
-        for g in ("eval", "dropout") if has_masks else ("eval",):
-            gen = mask_generator(self.seed, 100_000 + epoch, x.device) if g == "dropout" else None
-            d = fgsm_direction(self.model, x, y, batch_size=1000, gradient=g, generator=gen)
-            for clip in (True, False):
-                pred, conf = predict(self.model, perturb(x, d, MATRIX_EPS, clip), batch_size=1000)
-                wrong = pred != y
-                name = Reading(gradient=g, clip=clip).name
-                out[f"matrix_error[{name}]"] = float(wrong.double().mean())
-                if int(wrong.sum()):
-                    out[f"matrix_conf[{name}]"] = float(conf[wrong].double().mean())
-        return out
-
     def _augment_after(self) -> int:
         return self.cfg.augment_after if self.cfg.augment_after is not None else self.cfg.epochs // 2
 
@@ -384,20 +329,6 @@ class Trainer:
             ((1 - a) * adv).backward()
             return (a * clean + (1 - a) * adv).detach(), logits
         raise ValueError(f"unknown train mode {mode!r}")
-
-    def _eval_split(self) -> tuple[str, Split]:
-        split = self.data.valid if self.data.valid is not None else self.data.test
-        name = "valid" if self.data.valid is not None else "test"
-        return name, split.limit(self.cfg.eval_limit)
-
-    def _evaluate(self) -> dict[str, float]:
-        name, split = self._eval_split()
-        out = {f"{name}_error": evaluate(self.model, split.x, split.y, batch_size=1000).error}
-        if self.cfg.eval_adv:
-            direction = fgsm_direction(self.model, split.x, split.y, batch_size=1000)
-            pred, _ = predict(self.model, perturb_sign(split.x, direction, self.cfg.epsilon, self.cfg.clip), batch_size=1000)
-            out[f"{name}_adv_error"] = float((pred != split.y).double().mean())
-        return out
 
     def _early_stopping(self, metrics: dict[str, float]) -> bool:
         es = self.cfg.early_stopping
