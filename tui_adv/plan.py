@@ -101,6 +101,13 @@ class _Sizes:
             n_train_all = int(keep_tr.sum())
             n_valid = int(keep_tr[TRAIN_SIZE:].sum()) if dc.validation else 0
             n_test = int(((yte == a) | (yte == b)).sum())
+        elif dc.dataset != "mnist":  # another dataset's counts from its spec (its labels need not be here)
+            from .core.data import valid_size
+            from .core.datasets import dataset_spec
+
+            spec = dataset_spec(dc.dataset)
+            n_train_all, n_test = spec.n_train, spec.n_test
+            n_valid = valid_size(n_train_all) if dc.validation else 0
         else:
             n_train_all, n_valid, n_test = len(ytr), (len(ytr) - TRAIN_SIZE if dc.validation else 0), len(yte)
         n_train = n_train_all - n_valid
@@ -137,8 +144,12 @@ def _calibrate(cfg: RunConfig, classes: int, device: torch.device, eval_rates: d
     bs = cfg.train.batch_size
     g = torch.Generator().manual_seed(0)
 
+    from .core.datasets import dataset_spec
+
+    shape = dataset_spec(cfg.data.dataset).shape  # (1, 28, 28) for the MNIST family, (3, 32, 32) for CIFAR-10
+
     def split(n: int) -> Split:
-        return Split(torch.rand(n, 1, 28, 28, generator=g).to(device), torch.randint(0, classes, (n,), generator=g).to(device))
+        return Split(torch.rand(n, *shape, generator=g).to(device), torch.randint(0, classes, (n,), generator=g).to(device))
 
     tcfg = cfg.train.model_copy(update={"mode": "clean" if cfg.train.mode == "augment" else cfg.train.mode, "early_stopping": None,
                                         "continuation": None})
