@@ -75,6 +75,24 @@ def test_jobs_2_gives_the_results_of_jobs_1_parents_first(tmp_path, monkeypatch,
     assert {e["step"] for e in events if e["type"] == "run_start"} == {"soft_a", "soft_b", "soft_es", "soft_full"}  # workers' progress
 
 
+def test_with_more_workers_than_ready_steps_a_child_still_waits_for_its_parents(tmp_path, monkeypatch, mnist_root):
+    """Four workers for three ready steps: the transfer (which reads two of them) must wait for both, not
+    start in the same pass and find its parents missing (it was skipped so before: a submitted step left
+    the set of unfinished steps as it was submitted)."""
+    monkeypatch.setattr(rp.orchestrator, "suite", lambda profile: _steps())
+    store = Store(str(tmp_path / "four.db"))
+    events: list[dict] = []
+    pool = LocalPoolExecutor(4, threads=1)
+    try:
+        ids = _suite(store, mnist_root, 4, events, executor=pool)
+    finally:
+        pool.shutdown()
+    assert set(ids) == {s.key for s in _steps()}
+    assert all(e["status"] == "completed" for e in events if e["type"] == "step_end"), [e for e in events if e["type"] == "step_end"]
+    transfer = store.get_run(ids["transfer_a_to_b"])
+    assert all(store.get_run(ids[p]).finished_at <= transfer.started_at for p in ("soft_a", "soft_b"))
+
+
 def test_a_stopped_pool_cancels_its_steps_and_a_later_pass_continues_them(tmp_path, monkeypatch, mnist_root):
     steps = [rp.Step("soft_a", "softmax.toml", {**SMALL, "train.epochs": 4, "seed": 1}, claims=["P01"]),
              rp.Step("soft_b", "softmax.toml", {**SMALL, "train.epochs": 4, "seed": 2}, claims=["P01"]),

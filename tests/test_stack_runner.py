@@ -94,7 +94,7 @@ def _ensemble_steps():
     return steps
 
 
-@pytest.mark.parametrize("jobs", [1])
+@pytest.mark.parametrize("jobs", [1, 2])
 def test_the_suite_stacks_its_ensemble_members_with_the_same_results(tmp_path, monkeypatch, mnist_root, jobs):
     monkeypatch.setattr(rp.orchestrator, "suite", lambda profile: _ensemble_steps())
     plain, stacked = Store(str(tmp_path / "plain.db")), Store(str(tmp_path / "stacked.db"))
@@ -110,6 +110,8 @@ def test_the_suite_stacks_its_ensemble_members_with_the_same_results(tmp_path, m
             s.pop("seconds", None)
         assert sa == sb, f"{key}: the stacked suite's summary differs"
     assert any(e["type"] == "log" and "as one stack" in e.get("message", "") for e in events)
+    member_ends = [e for e in events if e["type"] == "step_end" and e["key"].startswith("ensemble@")]
+    assert len(member_ends) == 3 and all(e["seconds"] > 0 for e in member_ends)  # each member's time is the stack's
     # a second pass reuses every run
     again: list[dict] = []
     rp.Reproducer(stacked, "quick", data_dir=str(mnist_root), device="cpu", stack=True, emit=again.append).run()

@@ -143,7 +143,8 @@ class Reproducer:
                 if stopping:
                     pending = []
                 progressed = False
-                waiting = {s.key for s in pending} | set(running)
+                # the steps not finished yet: a child waits for them (a stack's members are one running entry)
+                waiting = {s.key for s in pending} | {k for keys, _, _ in running.values() for k in keys}
                 for step in list(pending):
                     if len(running) >= executor.capacity:
                         break
@@ -155,30 +156,33 @@ class Reproducer:
                     fresh: list[StepTask] = []
                     for member in group:
                         pending.remove(member)
-                        waiting.discard(member.key)
                         started += 1
                         progressed = True
                         self.emit({"type": "step_start", "key": member.key, "index": started, "steps": len(self.steps), "claims": member.claims})
                         task = self._task(member, done, device)
-                        if isinstance(task, Run):  # reused
+                        if isinstance(task, Run):  # reused: its children may start in this pass
                             done[member.key] = task
+                            waiting.discard(member.key)
                             self.emit({"type": "step_end", "key": member.key, "run_id": task.id, "status": "reused", "seconds": 0.0})
                         elif task is None:
+                            waiting.discard(member.key)
                             self.emit({"type": "step_end", "key": member.key, "run_id": None, "status": "skipped (a parent run is missing)", "seconds": 0.0})
                         elif task is False:  # its dataset is not in the data root (step_end already said what to put where)
-                            pass
+                            waiting.discard(member.key)
                         elif len(group) > 1 and task.resume_run_id is None:
                             fresh.append(task)  # trained with the rest of its group, below
                         else:
-                            running[member.key] = ([member.key], executor.submit(task), time.perf_counter())
+                            st = time.perf_counter()  # (an inline executor runs the step within submit)
+                            running[member.key] = ([member.key], executor.submit(task), st)
+                    st = time.perf_counter()
                     if len(fresh) == 1:
-                        running[fresh[0].key] = ([fresh[0].key], executor.submit(fresh[0]), time.perf_counter())
+                        running[fresh[0].key] = ([fresh[0].key], executor.submit(fresh[0]), st)
                     elif fresh:
                         keys = [t.key for t in fresh]
                         self.emit({"type": "log", "message": f"{len(keys)} steps trained as one stack: {', '.join(keys)}"})
                         stack = StepTask(**{**self._base(fresh[0].key, device), "key": "+".join(keys), "claims": sorted({c for t in fresh for c in t.claims})},
                                          members=fresh)
-                        running[stack.key] = (keys, executor.submit(stack), time.perf_counter())
+                        running[stack.key] = (keys, executor.submit(stack), st)
                     if self.stop_event.is_set():
                         break
                 for e in executor.poll_events():
