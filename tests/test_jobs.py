@@ -31,6 +31,15 @@ def _suite(store, mnist_root, jobs, events, executor=None):
     return rp.Reproducer(store, "quick", data_dir=str(mnist_root), device="cpu", emit=events.append, jobs=jobs).run(executor)
 
 
+def _pool_suite(store, mnist_root, jobs, events):
+    """The miniature suite on ``jobs`` worker processes of one torch thread each."""
+    pool = LocalPoolExecutor(jobs, threads=1)
+    try:
+        return _suite(store, mnist_root, jobs, events, executor=pool)
+    finally:
+        pool.shutdown()
+
+
 def _result(store, run_id):
     r = store.get_run(run_id)
     summary = json.loads(r.summary_json)
@@ -55,11 +64,7 @@ def test_jobs_2_gives_the_results_of_jobs_1_parents_first(tmp_path, monkeypatch,
     one, ids1 = one_thread_reference(tmp_path, monkeypatch, mnist_root)
     two = Store(str(tmp_path / "two.db"))
     events: list[dict] = []
-    pool = LocalPoolExecutor(2, threads=1)
-    try:
-        ids2 = _suite(two, mnist_root, 2, events, executor=pool)
-    finally:
-        pool.shutdown()
+    ids2 = _pool_suite(two, mnist_root, 2, events)
     assert set(ids1) == set(ids2) == {s.key for s in _steps()}
     assert len({ids2[k] for k in ids2}) == len(ids2) == len(two.list_runs())  # each step its own run
     for key in ids1:
@@ -82,11 +87,7 @@ def test_with_more_workers_than_ready_steps_a_child_still_waits_for_its_parents(
     monkeypatch.setattr(rp.orchestrator, "suite", lambda profile: _steps())
     store = Store(str(tmp_path / "four.db"))
     events: list[dict] = []
-    pool = LocalPoolExecutor(4, threads=1)
-    try:
-        ids = _suite(store, mnist_root, 4, events, executor=pool)
-    finally:
-        pool.shutdown()
+    ids = _pool_suite(store, mnist_root, 4, events)
     assert set(ids) == {s.key for s in _steps()}
     assert all(e["status"] == "completed" for e in events if e["type"] == "step_end"), [e for e in events if e["type"] == "step_end"]
     transfer = store.get_run(ids["transfer_a_to_b"])
