@@ -8,9 +8,9 @@ from tui_adv import reproduce as rp
 from tui_adv.plan import PlanStep, build_plan, makespan
 
 
-def _ps(key, s, parents=()):
+def _ps(key, s, parents=(), stack=""):
     return PlanStep(key=key, kind="train", parents=list(parents), claims=[], model="m", mode="clean", epochs=1, max_epochs=1,
-                    train_images=1, batch_size=1, sweep_readings=0, device="cpu", estimate_s=s)
+                    train_images=1, batch_size=1, sweep_readings=0, device="cpu", estimate_s=s, stack=stack)
 
 
 def test_makespan_is_the_list_schedule_of_the_scheduler():
@@ -18,6 +18,22 @@ def test_makespan_is_the_list_schedule_of_the_scheduler():
     assert makespan(steps, 1) == 7.0
     assert makespan(steps, 2) == 4.0  # a ‖ (b, c), then d after both
     assert makespan(steps, 8) == 4.0
+
+
+def test_a_stack_is_one_task_on_one_worker_in_the_makespan():
+    steps = [_ps("m0", 2.0, stack="m"), _ps("m1", 2.0, stack="m"), _ps("x", 3.0), _ps("both", 1.0, ["m0", "m1"])]
+    assert makespan(steps, 2) == 5.0  # the stack (4 s) ‖ x, then the step that reads both members
+    assert makespan(steps, 1) == 8.0
+
+
+def test_plan_with_stack_marks_the_group_and_calibrates_the_stacked_step(mnist_root):
+    plan = build_plan("quick", only=["P18"], device="cpu", data_dir=str(mnist_root), stack=True)
+    members = [s for s in plan.steps if s.key.startswith("ensemble@")]
+    assert len(members) == 12 and {s.stack for s in members} == {"ensemble@s0…11 (12)"}
+    assert all("one stack" in s.note and s.estimate_s > 0 for s in members)
+    alone = build_plan("quick", only=["P18"], device="cpu", data_dir=str(mnist_root))
+    assert not any(s.stack for s in alone.steps)
+    assert plan.makespan_estimate_s > 0 and plan.total_estimate_s > 0
 
 
 def test_plan_lists_every_selected_step_with_parents_and_writes_nothing(tmp_path, monkeypatch, mnist_root):

@@ -17,6 +17,11 @@ an upper bound; data loading, catalog writes and checkpoints are not in it.
 With ``jobs > 1`` the calibration runs at the workers' thread count (cores // jobs) and the total is
 the makespan of the same list schedule the scheduler uses (a step starts when its parents are done and
 a worker is free), assuming steps do not slow each other beyond that thread split.
+
+With ``stack`` (``reproduce --stack --plan``) the steps the suite would train as one stack are marked
+with their group (``stack``), each member's training batches are estimated from a calibration of the
+stacked step itself (:class:`~tui_adv.core.stacked.StackedTrainer`, all K members, a few batches) divided
+by K, and the makespan counts the group as one task on one worker.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any
 import torch
 
 from .config import RunConfig
-from .reproduce import Step, step_config, suite
+from .reproduce import Step, stack_groups, step_config, suite
 
 CAL_BATCHES = 3  # timed batches per calibration (after 1 warm-up batch)
 CAL_EVAL = 500  # images for the forward / direction rates (once per model)
@@ -55,6 +60,7 @@ class PlanStep:
     device: str
     estimate_s: float
     note: str = ""
+    stack: str = ""  # --stack: the group it trains with (e.g. "ensemble@s0…s11 (12)"), "" when alone
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,6 +192,26 @@ def _calibrate(cfg: RunConfig, classes: int, device: torch.device, eval_rates: d
     return _Rates(step_s, forward_s, direction_s)
 
 
+def _calibrate_stack(cfg: RunConfig, classes: int, k: int, device: torch.device) -> float:
+    """Seconds per training batch of ``k`` members trained as one stack (all of them, one batch each)."""
+    from .core.data import MNISTData, Split
+    from .core.models import build_model
+    from .core.stacked import StackedTrainer, build_stack
+
+    bs = cfg.train.batch_size
+    g = torch.Generator().manual_seed(0)
+    train = Split(torch.rand(CAL_BATCHES * bs, 1, 28, 28, generator=g).to(device), torch.randint(0, classes, (CAL_BATCHES * bs,), generator=g).to(device))
+    data = MNISTData(train=train, test=Split(train.x[:10], train.y[:10]), valid=None, classes=tuple(range(classes)))
+    stack = build_stack(lambda: build_model(cfg.model.kind, num_classes=classes, **cfg.model.params()), list(range(k)), device)
+    trainer = StackedTrainer(stack, data, cfg.train.model_copy(update={"eval_adv": False}), list(range(k)), batch_every=10**9)
+    trainer._epoch(1)  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    trainer._epoch(1)
+    _sync(device)
+    return (time.perf_counter() - t0) / CAL_BATCHES
+
+
 def _cal_key(cfg: RunConfig, classes: int) -> str:
     return json.dumps([cfg.model.kind, cfg.model.params(), classes, cfg.train.mode, cfg.train.batch_size, cfg.train.l1 if cfg.train.mode == "l1" else None],
                       sort_keys=True, default=str)
@@ -224,7 +250,8 @@ _ANALYSIS_PASSES = {  # (directions, forwards) per test image and parent model, 
 }
 
 
-def build_plan(profile: str, *, only: list[str] | None = None, device: str = "auto", data_dir: str | None = None, jobs: int = 1) -> Plan:
+def build_plan(profile: str, *, only: list[str] | None = None, device: str = "auto", data_dir: str | None = None, jobs: int = 1,
+               stack: bool = False) -> Plan:
     """The plan of ``profile`` (``only``: the claims' steps and their parents) on ``device``, calibrated now."""
     from .reproduce import Reproducer
     from .runner import resolve_device
@@ -233,6 +260,7 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
     rep = Reproducer.__new__(Reproducer)  # only its step selection
     steps = rep._select(suite(profile), only)
     by_key = {s.key: s for s in steps}
+    groups = stack_groups(steps, profile) if stack else {}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     jobs = max(1, int(jobs))
     threads = max(1, cores // jobs) if jobs > 1 else torch.get_num_threads()
@@ -264,7 +292,15 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
                     rates[key] = _calibrate(cfg, classes, dev, eval_rates)
                 epochs = cfg.train.epochs
                 max_epochs = epochs + (cfg.train.continuation.max_epochs if cfg.train.continuation and parent is None else 0)
-                est = _training_estimate(cfg, sizes, rates[key], max_epochs)
+                r = rates[key]
+                group = groups.get(s.key, [])
+                if group:  # its training batches are the stack's, shared by its K members
+                    skey = f"{key}|stack{len(group)}"
+                    if skey not in rates:
+                        rates[skey] = _Rates(_calibrate_stack(cfg, classes, len(group), dev) / len(group), r.forward_s, r.direction_s)
+                    r = rates[skey]
+                    note = (note + "; " if note else "") + f"trained with {len(group) - 1} more as one stack"
+                est = _training_estimate(cfg, sizes, r, max_epochs)
                 if cfg.train.continuation and parent is None:
                     note = (note + "; " if note else "") + f"continuation on all training images, up to {cfg.train.continuation.max_epochs} epochs"
                 cfgs[s.key] = (cfg, sizes, classes)
@@ -273,7 +309,7 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
                     model=_model_name(cfg), mode=cfg.train.mode, epochs=epochs, max_epochs=max_epochs,
                     train_images=sizes[0] + (sizes[1] if cfg.train.continuation and parent is None else 0),
                     batch_size=cfg.train.batch_size, sweep_readings=sum(r.masks for r in cfg.readings()) if cfg.sweep.enabled else 0,
-                    device=str(dev), estimate_s=round(est, 2), note=note,
+                    device=str(dev), estimate_s=round(est, 2), note=note, stack=_group_label(group),
                 ))  # fmt: skip
             else:
                 dirs, fwds = _ANALYSIS_PASSES.get(s.analysis, (1, 1))
@@ -294,9 +330,37 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
     return plan
 
 
+def _group_label(keys: list[str]) -> str:
+    if not keys:
+        return ""
+    stem = os.path.commonprefix(keys)
+    return f"{keys[0]}…{keys[-1][len(stem):]} ({len(keys)})" if stem else f"{keys[0]}… ({len(keys)})"
+
+
+def _as_units(steps: list[PlanStep]) -> list[PlanStep]:
+    """The steps as the scheduler submits them: a stack's members as one step (the sum of their
+    estimates, on one worker), the steps that read a member reading the stack."""
+    from dataclasses import replace
+
+    unit = {s.key: s.stack for s in steps if s.stack}
+    out: list[PlanStep] = []
+    merged: dict[str, PlanStep] = {}
+    for s in steps:
+        parents = list(dict.fromkeys(unit.get(p, p) for p in s.parents))
+        if s.stack in merged:
+            merged[s.stack].estimate_s += s.estimate_s
+            continue
+        one = replace(s, key=s.stack or s.key, parents=parents)
+        if s.stack:
+            merged[s.stack] = one
+        out.append(one)
+    return out
+
+
 def makespan(steps: list[PlanStep], jobs: int) -> float:
     """The finish time of the scheduler's list schedule: steps in order, each starting when its parents
-    have finished and one of ``jobs`` workers is free."""
+    have finished and one of ``jobs`` workers is free (a stack's members as one step)."""
+    steps = _as_units(steps)
     finish: dict[str, float] = {}
     free = [0.0] * max(1, jobs)
     pending = list(steps)

@@ -62,7 +62,7 @@ def reproduce(
     if "mnist" in datasets_needed(profile.value, selected):  # another dataset missing skips its step (its claim stays NOT RUN)
         load_mnist(data_dir, "cpu")
     if plan:
-        _print_plan(profile.value, only, device.value, data_dir, jobs, as_json)
+        _print_plan(profile.value, only, device.value, data_dir, jobs, as_json, stack)
         return
     use_checkpoints(ctx, checkpoints)
     store = Store(db_of(ctx, db))
@@ -117,7 +117,7 @@ def reproduce(
         raise typer.Exit(1)
 
 
-def _print_plan(profile: str, only: str | None, device: str, data_dir: str | None, jobs: int, as_json: bool) -> None:
+def _print_plan(profile: str, only: str | None, device: str, data_dir: str | None, jobs: int, as_json: bool, stack: bool = False) -> None:
     """``reproduce --plan``: the plan of :mod:`tui_adv.plan`, as a table or one JSON object; nothing runs."""
     from rich.table import Table
 
@@ -126,7 +126,7 @@ def _print_plan(profile: str, only: str | None, device: str, data_dir: str | Non
     err = err_console()
     if not as_json:
         err.print(f"calibrating on {device} (a few batches of each model; nothing is trained or written)…")
-    p = build_plan(profile, only=only.split(",") if only else None, device=device, data_dir=data_dir, jobs=jobs)
+    p = build_plan(profile, only=only.split(",") if only else None, device=device, data_dir=data_dir, jobs=jobs, stack=stack)
     if as_json:
         typer.echo(p.to_json())
         return
@@ -135,7 +135,7 @@ def _print_plan(profile: str, only: str | None, device: str, data_dir: str | Non
         t.add_column(c, overflow="fold")
     for i, s in enumerate(p.steps, 1):
         epochs = "" if s.epochs is None else (str(s.epochs) if s.max_epochs == s.epochs else f"{s.epochs} (+{s.max_epochs - s.epochs})")
-        t.add_row(str(i), esc(s.key), s.kind, esc(", ".join(s.parents)), esc(s.model), esc(s.mode or ""), epochs,
+        t.add_row(str(i), esc(s.key), s.kind + (" (stacked)" if s.stack else ""), esc(", ".join(s.parents)), esc(s.model), esc(s.mode or ""), epochs,
                   "" if s.train_images is None else f"{s.train_images:,}", _duration(s.estimate_s))
     out_console().print(t)
     line = f"estimated total {_duration(p.total_estimate_s)} one step after another"

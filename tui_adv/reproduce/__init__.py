@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from ..choices import PROFILES  # re-exported (claims reads it here)
 from .analyses import run_analysis
-from .orchestrator import Emit, Reproducer, datasets_needed, find_completed, find_resumable
+from .orchestrator import Emit, Reproducer, datasets_needed, find_completed, find_resumable, stack_groups
 from .steps import (
     Step,
     _steps,
@@ -33,5 +33,5 @@ from .steps import (
 
 __all__ = [
     "PROFILES", "Emit", "Reproducer", "Step", "analysis_config_json", "datasets_needed", "find_completed",
-    "find_resumable", "identity", "run_analysis", "seeds", "step_config", "step_reads", "suite",
+    "find_resumable", "identity", "run_analysis", "seeds", "stack_groups", "step_config", "step_reads", "suite",
 ]

@@ -52,6 +52,20 @@ def datasets_needed(profile: str, only: list[str] | None = None) -> set[str]:
     return out
 
 
+def stack_groups(steps: list[Step], profile: str) -> dict[str, list[str]]:
+    """``--stack``: step key -> the keys of the training steps among ``steps`` that differ from it only by
+    seed and can be trained as one stack (:func:`tui_adv.stack_runner.stack_key`), groups of two or more."""
+    from ..stack_runner import stack_key
+
+    by: dict[str, list[str]] = {}
+    for step in steps:
+        if step.config and not step.retrain_of:
+            key = stack_key(step_config(step, profile))
+            if key is not None:
+                by.setdefault(key, []).append(step.key)
+    return {k: keys for keys in by.values() if len(keys) > 1 for k in keys}
+
+
 class Reproducer:
     def __init__(
         self,
@@ -76,20 +90,7 @@ class Reproducer:
         self.all_steps = suite(profile)
         self.by_key = {s.key: s for s in self.all_steps}
         self.steps = self._select(self.all_steps, only)
-        self.groups = self._stack_groups() if stack else {}
-
-    def _stack_groups(self) -> dict[str, list[str]]:
-        """``--stack``: step key -> the keys of the selected training steps that differ from it only by
-        seed and can be trained as one stack (:func:`tui_adv.stack_runner.stack_key`), groups of two or more."""
-        from ..stack_runner import stack_key
-
-        by: dict[str, list[str]] = {}
-        for step in self.steps:
-            if step.config and not step.retrain_of:
-                key = stack_key(step_config(step, self.profile))
-                if key is not None:
-                    by.setdefault(key, []).append(step.key)
-        return {k: keys for keys in by.values() if len(keys) > 1 for k in keys}
+        self.groups = stack_groups(self.steps, profile) if stack else {}
 
     @staticmethod
     def _select(steps: list[Step], only: list[str] | None) -> list[Step]:
