@@ -266,7 +266,7 @@ phase_end "$rc" "${summary:-}"
 # ---- 3. plan -----------------------------------------------------------------------------------------------
 phase_begin plan
 t=$(budget_for "$PLAN_TIMEOUT_S" $((REPORT_RESERVE_S + 60)))
-timeout -k 5 "$t" adv-tui reproduce --profile "$PROFILE" --plan --device "$DEVICE" --jobs "$JOBS" "${ONLY_ARGS[@]}" \
+timeout -k 5 "$t" adv-tui reproduce --profile "$PROFILE" --plan --device "$DEVICE" --jobs "$JOBS" "${ONLY_ARGS[@]}" "${STACK_ARGS[@]}" \
   >"$OUT/plan.txt" 2>&1
 rc=$?
 if [[ $rc == 0 ]]; then say "plan: $(grep -E '^estimated total' "$OUT/plan.txt" | tail -1 | cut -d'(' -f1)"
