@@ -6,12 +6,14 @@
 #   1. setup     a venv that sees the machine's torch, our other dependencies installed offline (--no-index)
 #                from .gpu-wheels/, adv-tui itself editable (--no-deps); reused by a second call
 #   2. tests     python -m pytest -q -m cuda on the test files that carry @pytest.mark.cuda -> $OUT/tests.log
+#   2b. bench    benchmarks/epoch.py: per-epoch time of each model eager / graphed / stacked, and the FLOP
+#                floor (BENCH_S seconds at most; 0 skips it; default 120 on cuda, 0 on cpu)  -> $OUT/epoch.json
 #   3. plan      adv-tui reproduce --plan (steps, time estimates)                           -> $OUT/plan.txt
 #   4. reproduce adv-tui reproduce --headless until the budget's end, then stopped with SIGINT (the running
 #                steps end `cancelled`, keeping their last epoch's checkpoint; the next call continues them from
 #                it, a step stopped in its first epoch starts again)                       -> $OUT/reproduce.log
-#   5. report    adv-tui report --markdown, runs list --json, a copy of the catalog
-#                -> $OUT/report.md, $OUT/runs.json, $OUT/PROFILE.db (.gz when over 15 MiB); $OUT/timings.json
+#   5. report    adv-tui report --markdown, a copy of the catalog (runs list --json for the summary line)
+#                -> $OUT/report.md, $OUT/PROFILE.db (.gz when over 15 MiB); $OUT/timings.json
 #
 # $OUT gets those 8 files and nothing else (the device tool returns at most 8, 16 MiB each). The catalog,
 # the checkpoints (can be large), the venv and the MNIST cache live in STATE (default .gpu-state/ in the
@@ -32,6 +34,7 @@
 #   DEVICE       cuda (default; asserts torch.cuda.is_available()) | cpu (rehearsal)
 #   PROFILE      paper (default) | standard | quick          ONLY  claim ids for --only, e.g. P01,P03
 #   JOBS         reproduce --jobs (default 4 on cuda, 1 on cpu)
+#   BENCH_S      seconds for benchmarks/epoch.py (2b; 0 skips it); BENCH_ARGS more of its options (e.g. --train-size 20000)
 #   STACK        1: reproduce --stack (the steps that differ only by seed, the 12 ensemble members, trained as
 #                one stacked model; default 1 on cuda, 0 on cpu)
 #   BUDGET_S     the whole script's wall-clock budget (540)
@@ -263,6 +266,29 @@ else
 fi
 phase_end "$rc" "${summary:-}"
 
+# ---- 2b. bench ---------------------------------------------------------------------------------------------
+if [[ $DEVICE == cuda ]]; then BENCH_S=${BENCH_S:-120}; else BENCH_S=${BENCH_S:-0}; fi
+if ((BENCH_S > 0)); then
+  phase_begin bench
+  t=$(budget_for "$BENCH_S" $((REPORT_RESERVE_S + 120)))
+  timeout -k 5 "$t" python benchmarks/epoch.py --json --device "$DEVICE" --repeats 2 ${BENCH_ARGS:-} >"$OUT/epoch.json" 2>"$STATE/epoch.err"
+  rc=$?
+  if [[ $rc == 0 ]]; then
+    say "bench: $(python - "$OUT/epoch.json" <<'EOF' 2>/dev/null
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = [f"{k} eager {v.get('eager_s')} graphed {v.get('graphed_s')} stacked/member {v.get('stacked_per_member_s', '-')} floor {v['floor_s']} s"
+        for k, v in d.items() if isinstance(v, dict) and "floor_s" in v]
+print(f"matrix {d['matrix_rate_gflops']} GFLOP/s; " + "; ".join(rows))
+EOF
+)"
+  else
+    say "bench: exit $rc ($( ((rc == 124)) && echo "stopped after ${t}s" || tail -1 "$STATE/epoch.err" | cut -c1-200))"
+    tail -5 "$STATE/epoch.err" >>"$OUT/epoch.json"
+  fi
+  phase_end "$rc"
+fi
+
 # ---- 3. plan -----------------------------------------------------------------------------------------------
 phase_begin plan
 t=$(budget_for "$PLAN_TIMEOUT_S" $((REPORT_RESERVE_S + 60)))
@@ -322,7 +348,7 @@ if [[ -f $DB ]]; then
   t=$(budget_for 120 -30)
   echo "=== report" >>"$OUT/reproduce.log"
   timeout "$t" adv-tui report --markdown --profile "$PROFILE" --db "$DB" >"$OUT/report.md" 2>>"$OUT/reproduce.log" || rc=$?
-  timeout 30 adv-tui runs list --json -n 100000 --db "$DB" >"$OUT/runs.json" 2>>"$OUT/reproduce.log" || rc=$?
+  timeout 30 adv-tui runs list --json -n 100000 --db "$DB" >"$STATE/runs.json" 2>>"$OUT/reproduce.log" || rc=$?
   # one consistent file (the WAL folded in); gzip when over the tool's 16 MiB a file
   python - "$DB" "$OUT/$PROFILE.db" "${DB_GZIP_OVER_MIB:-15}" <<'EOF' || rc=$?
 import gzip, os, shutil, sqlite3, sys
@@ -341,7 +367,7 @@ EOF
       for (i = 3; i <= NF; i++) if ($i ~ /\*\*[A-Z ]+\*\*/) { v = $i; gsub(/[* ]+$|^[* ]+/, "", v); ids[v] = ids[v] " " id; break } }
       END { for (v in ids) if (v != "NOT RUN") printf "%s:%s; ", v, ids[v] }' "$OUT/report.md")
   # run counts by status, and where the unfinished ones stand (a cancelled run with an epoch > 0 has a checkpoint)
-  runs=$(python - "$OUT/runs.json" <<'EOF' 2>/dev/null
+  runs=$(python - "$STATE/runs.json" <<'EOF' 2>/dev/null
 import collections, json, sys
 r = json.load(open(sys.argv[1]))
 line = ", ".join(f"{n} {s}" for s, n in collections.Counter(x["status"] for x in r).items())
