@@ -116,3 +116,50 @@ def test_the_suite_stacks_its_ensemble_members_with_the_same_results(tmp_path, m
     again: list[dict] = []
     rp.Reproducer(stacked, "quick", data_dir=str(mnist_root), device="cpu", stack=True, emit=again.append).run()
     assert {e["status"] for e in again if e["type"] == "step_end"} == {"reused"}
+
+
+def test_a_member_taken_over_stops_the_stack_and_the_others_say_so(tmp_path, mnist_root):
+    """A member's row claimed by another process mid-training: that row is left alone (still the other
+    process's), the rest of the stack stops, cancelled, each naming the member that stopped it; the
+    caller's stop event (a suite's, a worker pool's) is not touched."""
+    store = Store(str(tmp_path / "runs.db"))
+    stop = threading.Event()
+    taken: list[int] = []
+
+    def emit(e):
+        if e["type"] == "batch" and not taken:
+            taken.append(1)
+            store.update_run(2, claim_token="somebody-else")  # run 2 resumed elsewhere
+
+    out = run_stack([_cfg(s, "train.epochs=4", "data.train_limit=3000") for s in (1, 2, 3)], store, data_dir=str(mnist_root), device="cpu",
+                    emit=emit, stop_event=stop)
+    assert [status for _, status in out] == ["cancelled", "running", "cancelled"]
+    for rid in (1, 3):
+        assert "stopped with its stack: run 2" in store.get_run(rid).error
+    assert store.get_run(2).error is None and not stop.is_set()
+
+
+def test_a_failed_sweep_fails_that_member_only_and_every_member_keeps_its_weights(tmp_path, mnist_root, monkeypatch):
+    from tui_adv import stack_runner
+
+    store = Store(str(tmp_path / "runs.db"))
+    real, calls = stack_runner.sweep_run, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom in the second member's sweep")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stack_runner, "sweep_run", flaky)
+    out = run_stack([_cfg(s) for s in (1, 2, 3)], store, data_dir=str(mnist_root), device="cpu")
+    assert [status for _, status in out] == ["completed", "failed", "completed"]
+    failed = store.get_run(out[1][0])
+    assert "boom" in failed.error and failed.checkpoint_path and Path(failed.checkpoint_path).is_file()
+    assert len(store.sweep_points(out[0][0])) == len(store.sweep_points(out[2][0])) > 0
+    # the failed member resumes from its final checkpoint: its sweep is redone, not its training
+    monkeypatch.setattr(stack_runner, "sweep_run", real)
+    runner = Runner.for_resume(store, out[1][0], data_dir=str(mnist_root), device="cpu")
+    assert runner.resume_from is not None and runner.resume_from["final"]
+    assert runner.execute() == "completed"
+    assert store.get_run(out[1][0]).summary()["epochs_run"] == 2.0

@@ -20,6 +20,7 @@ from tui_adv.core.data import MNISTData, Split
 from tui_adv.core.models import build_model
 from tui_adv.core.step_graph import graph_mode
 from tui_adv.core.train import Trainer
+from tui_adv.errors import UserError
 
 
 def _data(n=230, seed=0, device="cpu", valid=False, classes=10) -> MNISTData:
@@ -97,8 +98,9 @@ def test_graph_mode_reads_the_environment(monkeypatch):
     monkeypatch.setenv("ADV_TUI_CUDA_GRAPH", "cuda")
     assert graph_mode(cpu) == "static"  # nothing to capture on a CPU: the same step, eagerly
     assert graph_mode(cpu, "off") == "off"
+    assert graph_mode(cuda, "cuda", optimizer="adam") == "off"  # only the SGD step is written for a capture
     monkeypatch.setenv("ADV_TUI_CUDA_GRAPH", "sometimes")
-    with pytest.raises(ValueError, match="ADV_TUI_CUDA_GRAPH"):
+    with pytest.raises(UserError, match="ADV_TUI_CUDA_GRAPH"):
         graph_mode(cpu)
 
 
@@ -147,3 +149,122 @@ def test_a_replayed_step_does_not_synchronise_with_the_host():
         torch.cuda.set_sync_debug_mode(0)
     torch.cuda.synchronize()
     assert graph.failed is None and int(graph.row) == 10
+
+
+# ------------------------------------------------------------------------------- the capture logic on CPU
+class _StandInGraph:
+    """``torch.cuda.CUDAGraph`` on a CPU: the capture runs the step and then undoes everything it did (a
+    real capture records the step without running it), a replay runs the step again with the momentum the
+    capture saw (a real graph bakes it in). With it the warm-up → record → replay → re-record logic of
+    :class:`StepGraph` runs here exactly as it would on a GPU, but for the arithmetic."""
+
+    current = None
+    events: list[str] = []
+
+    def __init__(self):
+        self.momentum = None
+
+    def register_generator_state(self, gen):
+        self.events.append("register")
+
+    def replay(self):
+        sg = _StandInGraph.current
+        groups = sg.t.opt.param_groups
+        saved = [g["momentum"] for g in groups]
+        for g, m in zip(groups, self.momentum):
+            g["momentum"] = m
+        try:
+            sg._body()
+        finally:
+            for g, m in zip(groups, saved):
+                g["momentum"] = m
+        self.events.append("replay")
+
+
+class _StandInStream:
+    def __init__(self, device=None):
+        pass
+
+    def wait_stream(self, other):
+        pass
+
+
+def _stand_in_capture(graph):
+    import contextlib
+
+    @contextlib.contextmanager
+    def capture():
+        sg = _StandInGraph.current
+        t = sg.t
+        params = [p.detach().clone() for p in t.model.parameters()]
+        bufs = {p: s["momentum_buffer"].clone() for p, s in t.opt.state.items() if "momentum_buffer" in s}
+        statics = [x.clone() for x in (sg.row, sg.loss, sg.total_loss, sg.wrong, sg.lr)]
+        rng, noise = torch.get_rng_state(), t.noise_gen.get_state()
+        graph.momentum = [g["momentum"] for g in t.opt.param_groups]
+        yield
+        with torch.no_grad():
+            for p, v in zip(t.model.parameters(), params):
+                p.copy_(v)
+            for p, b in bufs.items():
+                t.opt.state[p]["momentum_buffer"].copy_(b)
+            for x, v in zip((sg.row, sg.loss, sg.total_loss, sg.wrong, sg.lr), statics):
+                x.copy_(v)
+        torch.set_rng_state(rng)
+        t.noise_gen.set_state(noise)
+        _StandInGraph.events.append("capture")
+
+    return capture()
+
+
+@pytest.fixture
+def stand_in_cuda(monkeypatch):
+    import contextlib
+
+    from tui_adv.core import step_graph
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", _StandInGraph)
+    monkeypatch.setattr(torch.cuda, "graph", _stand_in_capture)
+    monkeypatch.setattr(torch.cuda, "Stream", _StandInStream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: _StandInStream())
+    monkeypatch.setattr(torch.cuda, "set_stream", lambda s: None)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    real_init = step_graph.StepGraph.__init__
+
+    def init(self, trainer, capture):
+        real_init(self, trainer, capture)
+        self.capture = True  # as on a GPU
+        _StandInGraph.current = self
+
+    monkeypatch.setattr(step_graph.StepGraph, "__init__", init)
+    _StandInGraph.events = []
+    return _StandInGraph.events
+
+
+@pytest.mark.parametrize("extra,n,valid", [
+    ({"momentum": 0.5, "final_momentum": 0.7, "momentum_saturate": 3}, 230, False),  # re-recorded as the momentum ramps; ragged batch
+    ({"mode": "adversarial", "alpha": 0.5, "epsilon": 0.25}, 230, False),
+    ({"mode": "sign_noise", "alpha": 0.5, "epsilon": 0.25}, 224, False),  # the noise generator registered with the graph
+    ({"momentum": 0.0}, 224, False),  # no momentum buffers to wait for
+    ({"mode": "augment", "augment_after": 1, "augment_ratio": 0.5, "epsilon": 0.25}, 230, False),  # a new split: recorded again
+    ({"early_stopping": {"metric": "valid_error", "patience": 2}, "continuation": {"max_epochs": 2}}, 192, True),  # a new optimiser
+], ids=["ramp", "adversarial", "sign_noise", "no_momentum", "augment", "continuation"])
+def test_warm_up_record_and_replay_give_the_plain_loops_bits(stand_in_cuda, extra, n, valid):
+    data = _data(n=n, valid=valid)
+    cfg = TrainConfig(**{"epochs": 3, "batch_size": 32, "lr": 0.05, "lr_decay": 0.99, "eval_adv": False, **extra})
+    plain = _train("maxout", MAXOUT, cfg, "off", data)
+    graphed = _train("maxout", MAXOUT, cfg, "cuda", data)
+    _same_run(graphed, plain)
+    assert stand_in_cuda.count("capture") >= 1 and stand_in_cuda.count("replay") >= 3
+    assert graphed[1].graph.failed is None
+    if extra.get("mode") == "sign_noise":
+        assert "register" in stand_in_cuda
+
+
+def test_an_adam_run_takes_the_plain_loop_even_when_a_graph_is_asked_for(stand_in_cuda):
+    data = _data()
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.01, optimizer="adam", eval_adv=False)
+    plain = _train("maxout", MAXOUT, cfg, "off", data)
+    asked = _train("maxout", MAXOUT, cfg, "cuda", data)
+    _same_run(asked, plain)
+    assert asked[1].graph is None and not stand_in_cuda

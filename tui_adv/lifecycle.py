@@ -175,8 +175,8 @@ def outcome_of(exc: BaseException) -> tuple[RunStatus, str, str | None]:
     """(status, error, traceback tail) of the exception that ended a run's work."""
     from .core.train import Cancelled, Diverged
 
-    if isinstance(exc, Cancelled):
-        return RunStatus.CANCELLED, "cancelled by the user", None
+    if isinstance(exc, Cancelled):  # (a stack's member says why it stopped with the others)
+        return RunStatus.CANCELLED, str(exc) or "cancelled by the user", None
     if isinstance(exc, KeyboardInterrupt):
         return RunStatus.CANCELLED, "cancelled by the user (Ctrl-C)", None
     if isinstance(exc, Diverged):

@@ -14,16 +14,16 @@ member is resumed (``adv-tui resume``, a later ``reproduce``) alone, from epoch 
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import torch
 
-from .catalog.store import Store
+from .catalog.store import ClaimLost, Store
 from .checkpoints import atomic_save, checkpoint_file, model_for
 from .choices import RunStatus
 from .config import RunConfig
 from .core.data import load_dataset
 from .core.stacked import StackedTrainer, build_stack, stack_refusal
+from .core.train_state import Cancelled
 from .errors import UserError
 from .lifecycle import CatalogWriter, Emit, RunRecorder, train_share
 from .run_sweep import sweep_run
@@ -49,40 +49,50 @@ def run_stack(cfgs: list[RunConfig], store: Store, *, data_dir: str | None = Non
         raise UserError("these configs cannot be trained as one stack (they must differ only by seed, and be stackable)")
     emit = emit or (lambda e: None)
     stop_event = stop_event or threading.Event()
+    # the members' own stop: a member's cancel request or failed catalog write stops the stack, not the
+    # caller's suite (whose stop event may be a whole worker pool's)
+    stack_stop = threading.Event()
     dev = resolve_device(device)
     runners = [Runner(c, store, data_dir=data_dir, device=device, emit=emit, stop_event=stop_event,
                       parent_id=(parent_ids or [None] * len(cfgs))[i]) for i, c in enumerate(cfgs)]
     ids = [r.create() for r in runners]
-    recorders = [RunRecorder(store, rid, owner=r.claim_token, stop_event=stop_event, emit=emit) for rid, r in zip(ids, runners)]
-    from .catalog.schema import utcnow
-
-    for rec in recorders:
-        rec.start(device=str(dev), started_at=utcnow())
-    summaries: list[dict] = []
+    recorders = [RunRecorder(store, rid, owner=r.claim_token, stop_event=stack_stop, emit=emit) for rid, r in zip(ids, runners)]
+    _start(recorders, store, dev)
+    results: list[dict | BaseException] = []
     failure: list[BaseException] = []
 
     def level(i: int, writers: list[CatalogWriter]):  # noqa: ANN202
         """The work of recorder i: the next recorder's run around the stack's training; the innermost
-        trains. A failure inside is re-raised at every level, so every row records it."""
+        trains. A failure of the training is re-raised at every level, so every row records it; after
+        the training each member's end is its own (``results[i]``: its summary, or what failed)."""
 
         def work(writer: CatalogWriter) -> dict:
             ws = [*writers, writer]
             if i == len(recorders) - 1:
                 try:
                     emit({"type": "run_start", "run_id": ids[0], "name": f"stack of {len(ids)}: " + ", ".join(c.name for c in cfgs), "device": str(dev)})
-                    summaries.extend(_train(cfgs, runners, store, ws, data_dir, dev, emit, stop_event))
+                    results.extend(_train(cfgs, runners, store, ws, data_dir, dev, emit, stop_event, stack_stop))
                 except BaseException as e:
                     failure.append(e)
                     raise
             else:
-                recorders[i + 1].run(level(i + 1, ws))
+                try:
+                    recorders[i + 1].run(level(i + 1, ws))
+                except ClaimLost:
+                    pass  # that member's row is another process's now (its recorder said so); this one goes on
                 if failure:
                     raise failure[0]
-            return summaries[i]
+            mine = results[i]
+            if isinstance(mine, BaseException):
+                raise mine
+            return mine
 
         return work
 
-    recorders[0].run(level(0, []))
+    try:
+        recorders[0].run(level(0, []))
+    except ClaimLost:
+        pass
     out = []
     for rid in ids:
         row = store.get_run(rid)
@@ -90,8 +100,35 @@ def run_stack(cfgs: list[RunConfig], store: Store, *, data_dir: str | None = Non
     return out
 
 
+def _start(recorders: list[RunRecorder], store: Store, device: torch.device) -> None:
+    """Every member's row ``running``; when one cannot start, none is left running: the started ones'
+    writers are closed and every row of the stack is marked failed with the cause."""
+    from .catalog.schema import utcnow
+
+    started: list[RunRecorder] = []
+    try:
+        for rec in recorders:
+            rec.start(device=str(device), started_at=utcnow())
+            started.append(rec)
+    except Exception as e:
+        for rec in started:
+            try:
+                rec.writer.close()
+            except Exception:  # noqa: BLE001 - the row is marked below either way
+                pass
+        for rec in recorders:
+            try:
+                store.update_run(rec.run_id, owner=rec.owner, status=RunStatus.FAILED, finished_at=utcnow(), error=f"its stack could not start: {e}")
+            except Exception:  # noqa: BLE001 - a row that cannot be written is left to the liveness sweep
+                pass
+        raise
+
+
 def _train(cfgs: list[RunConfig], runners: list[Runner], store: Store, writers: list[CatalogWriter], data_dir: str | None,
-           device: torch.device, emit: Emit, stop_event: threading.Event) -> list[dict[str, Any]]:
+           device: torch.device, emit: Emit, stop_event: threading.Event, stack_stop: threading.Event) -> list[dict | BaseException]:
+    """Train the stack (a failure here is every member's), then each member's checkpoint (all of them
+    first, so a member's failed sweep loses no other member's weights) and sweep: one result per member,
+    its summary or the exception that ended it."""
     cfg = cfgs[0]
     emit({"type": "phase", "phase": "data"})
     data = load_dataset(cfg.data.dataset, data_dir, device, pair=None, validation=cfg.data.validation,
@@ -119,21 +156,53 @@ def _train(cfgs: list[RunConfig], runners: list[Runner], store: Store, writers: 
             w.log(f"epoch {e['epoch']}/{e['epochs']}: " + ", ".join(f"{k}={v:.4g}" for k, v in e["metrics"].items()))
 
     emit({"type": "phase", "phase": "train", "epochs": epochs, "batches": batches})
-    trainer = StackedTrainer(stack, data, cfg.train, seeds, emit=on_event, should_stop=stop_event.is_set,
-                             batch_every=max(1, batches // 50))
-    results = trainer.run()
-    summaries = []
+    def should_stop() -> bool:
+        return stop_event.is_set() or stack_stop.is_set()
+
+    trainer = StackedTrainer(stack, data, cfg.train, seeds, emit=on_event, should_stop=should_stop, batch_every=max(1, batches // 50))
+    def stopped(e: BaseException) -> BaseException:
+        """A stop that came from inside the stack (a member's cancel request or failed write), named."""
+        if isinstance(e, Cancelled) and not stop_event.is_set():
+            return Cancelled(f"stopped with its stack: {_why_stopped(runners, writers)}")
+        return e
+
+    try:
+        ends = trainer.run()
+    except Cancelled as e:
+        raise stopped(e) from None
+    results: list[dict | BaseException] = []
+    for k, (runner, w) in enumerate(zip(runners, writers)):
+        try:
+            path = checkpoint_file(store, store.get_run(runner.run_id))
+            w.sync()
+            store.check_owner(runner.run_id, runner.claim_token)
+            atomic_save(trainer.member_state(k), path)
+            w.progress(checkpoint_path=str(path), epoch=trainer.epoch)
+            results.append({**ends[k], **{key: v for key, v in trainer.history[k][-1].items() if key != "epoch"}})
+        except Exception as e:  # noqa: BLE001 - this member's end; the others go on
+            results.append(e)
     for k, (c, runner, w) in enumerate(zip(cfgs, runners, writers)):
-        path = checkpoint_file(store, store.get_run(runner.run_id))
-        w.sync()
-        store.check_owner(runner.run_id, runner.claim_token)
-        atomic_save(trainer.member_state(k), path)
-        w.progress(checkpoint_path=str(path), epoch=trainer.epoch)
-        summary: dict[str, Any] = {**results[k], **{key: v for key, v in trainer.history[k][-1].items() if key != "epoch"}}
-        if c.sweep.enabled:
-            model = stack.member(k)
-            rid, owner = runner.run_id, runner.claim_token
-            summary.update(sweep_run(c, model, data, w, share, emit=emit, should_stop=stop_event.is_set,
-                                     save_samples=lambda rows, rid=rid, owner=owner: store.add_samples(rid, rows, owner=owner)))
-        summaries.append(summary)
-    return summaries
+        if isinstance(results[k], BaseException) or not c.sweep.enabled:
+            continue
+        rid, owner = runner.run_id, runner.claim_token
+        try:
+            results[k] = {**results[k], **sweep_run(c, stack.member(k), data, w, share, emit=emit, should_stop=should_stop,
+                                                    save_samples=lambda rows, rid=rid, owner=owner: store.add_samples(rid, rows, owner=owner))}
+        except (Cancelled, KeyboardInterrupt) as e:  # a stop ends this sweep and the ones not begun (each has its checkpoint)
+            for j in range(k, len(results)):
+                if not isinstance(results[j], BaseException):
+                    results[j] = stopped(e)
+            break
+        except Exception as e:  # noqa: BLE001 - this member's sweep failed; the others' go on
+            results[k] = e
+    return results
+
+
+def _why_stopped(runners: list[Runner], writers: list[CatalogWriter]) -> str:
+    """Which member stopped the stack, and how (its cancel request, or a catalog write that failed)."""
+    for runner, w in zip(runners, writers):
+        if w.cancel_requested:
+            return f"run {runner.run_id} was cancelled"
+        if w.error is not None:
+            return f"run {runner.run_id} could not write to the catalog ({type(w.error).__name__}: {w.error})"
+    return "another member stopped"

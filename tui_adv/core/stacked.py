@@ -315,6 +315,8 @@ def stack_refusal(cfg: TrainConfig) -> str | None:
         return f"train.mode {cfg.mode!r} is not stackable (only {', '.join(STACKABLE_MODES)})"
     if cfg.mode == "adversarial" and cfg.alpha <= 0:
         return "adversarial training with alpha = 0 is not stackable"
+    if cfg.matrix_every:
+        return "the per-epoch protocol matrix (train.matrix_every) is not stackable"
     if cfg.early_stopping or cfg.continuation:
         return "early stopping and the continuation are not stackable (members would stop at different epochs)"
     if cfg.optimizer != "sgd":

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..errors import UserError
 from .train_state import lr_at
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,11 +42,15 @@ GRAPH_MODES = ("auto", "off", "static", "cuda")
 WARMUP_STEPS = 3  # eager steps on a side stream before a capture (cuBLAS handles, allocator, lazy state)
 
 
-def graph_mode(device: torch.device, requested: str | None = None) -> str:
-    """The step mode to use on ``device``: ``requested`` or ``$ADV_TUI_CUDA_GRAPH`` (default ``auto``)."""
+def graph_mode(device: torch.device, requested: str | None = None, optimizer: str = "sgd") -> str:
+    """The step mode to use on ``device``: ``requested`` or ``$ADV_TUI_CUDA_GRAPH`` (default ``auto``).
+    Only the SGD step is written for a capture (its fused kernel reads the learning rate from a device
+    tensor): an Adam run takes the plain loop whatever is asked."""
     mode = (requested or os.environ.get("ADV_TUI_CUDA_GRAPH") or "auto").strip().lower()
     if mode not in GRAPH_MODES:
-        raise ValueError(f"ADV_TUI_CUDA_GRAPH must be one of {', '.join(GRAPH_MODES)}, got {mode!r}")
+        raise UserError(f"ADV_TUI_CUDA_GRAPH must be one of {', '.join(GRAPH_MODES)}, got {mode!r}")
+    if optimizer != "sgd":
+        return "off"
     if mode == "auto":
         return "cuda" if device.type == "cuda" else "off"
     if mode == "cuda" and device.type != "cuda":
@@ -129,7 +134,9 @@ class StepGraph:
         if self.graph is not None and key == self._key:
             self.graph.replay()
             return
-        if self._eager_steps < WARMUP_STEPS or any(t.opt.state.get(p, {}).get("momentum_buffer") is None for g in groups for p in g["params"]):
+        # the fused SGD creates its momentum buffers on its first step (with momentum): never in a capture
+        unbuffered = any(g["momentum"] and t.opt.state.get(p, {}).get("momentum_buffer") is None for g in groups for p in g["params"])
+        if self._eager_steps < WARMUP_STEPS or unbuffered:
             self._warm_step()
             return
         self._record(key)
@@ -145,6 +152,7 @@ class StepGraph:
 
     def _record(self, key: tuple) -> None:
         t = self.t
+        stream = torch.cuda.current_stream(t.device)
         try:
             graph = torch.cuda.CUDAGraph()
             if t.cfg.mode in ("sign_noise", "uniform_noise"):
@@ -154,8 +162,17 @@ class StepGraph:
             with torch.cuda.graph(graph):
                 self._body()
         except Exception as e:  # noqa: BLE001 - any capture failure: train eagerly, say why once
+            # (untested on a GPU so far.) When the step itself raised inside the capture, ending the capture
+            # raises too and hides it (the step's error is its context), and leaves the capture's side stream
+            # current: put the trainer's stream back before stepping eagerly
+            cause = e.__context__ if e.__context__ is not None else e
+            torch.cuda.set_stream(stream)
+            try:
+                torch.cuda.synchronize(t.device)
+            except Exception:  # noqa: BLE001 - the eager step below reports what is really wrong
+                pass
             t.opt.zero_grad(set_to_none=True)
-            self.failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            self.failed = f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"
             t.emit({"type": "log", "message": f"CUDA graph capture failed ({self.failed}); training eagerly"})
             self._body()
             return

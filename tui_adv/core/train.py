@@ -76,7 +76,7 @@ class Trainer(TrainerMetrics):
         self.train_split: Split = data.train
         self.max_norm = getattr(model, "apply_max_norm", None)
         # the training step: the plain loop, or static tensors replayed as a CUDA graph (.step_graph)
-        self.graph_mode = graph_mode(self.device, graph)
+        self.graph_mode = graph_mode(self.device, graph, cfg.optimizer)
         self.graph: StepGraph | None = None
 
     # ------------------------------------------------------------------------------ checkpoint state
