@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tui_adv import reproduce as rp
 from tui_adv.plan import PlanStep, build_plan, makespan
 
@@ -47,6 +49,9 @@ def test_plan_lists_every_selected_step_with_parents_and_writes_nothing(tmp_path
     assert es.kind == "train" and es.epochs == 3 and es.train_images == 10_000 and es.mode == "adversarial" and es.device == "cpu"
     assert all(s.estimate_s > 0 for s in plan.steps) and plan.calibration_s > 0
     assert plan.total_estimate_s >= plan.makespan_estimate_s > 0
+    # the matrix work, counted from the layer shapes: a retrain trains on more images than its parent
+    assert by["maxout1600_adv@s0"].gflop > es.gflop > 0 and plan.gflop >= sum(s.gflop or 0 for s in plan.steps) - 1
+    assert plan.matrix_rate_gflops > 0 and plan.floor_s == pytest.approx(plan.gflop / plan.matrix_rate_gflops, rel=0.01)
     assert json.loads(plan.to_json())["steps"][0]["key"] == keys[0]
     assert not list(tmp_path.iterdir())  # no catalog, no checkpoint
 

@@ -60,6 +60,9 @@ class PlanStep:
     device: str
     estimate_s: float
     note: str = ""
+    # the step's matrix-product work (training, evaluations, matrix, sweep) in GFLOP, from the layer shapes
+    # (tui_adv.core.flops; None for a model with convolutions): the floor of its time is gflop / matrix rate
+    gflop: float | None = None
     stack: str = ""  # --stack: the group it trains with (e.g. "ensemble@s0…s11 (12)"), "" when alone
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,6 +79,9 @@ class Plan:
     steps: list[PlanStep] = field(default_factory=list)
     total_estimate_s: float = 0.0  # one step after the other
     makespan_estimate_s: float = 0.0  # with ``jobs`` workers
+    gflop: float = 0.0  # the steps' matrix-product work, where counted (the MLPs)
+    matrix_rate_gflops: float = 0.0  # this device's float32 matrix rate, measured with the calibration
+    floor_s: float = 0.0  # gflop / matrix_rate_gflops: the time the counted work takes at that rate, one step after another
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -274,6 +280,7 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
     t_cal = time.perf_counter()
     out: list[PlanStep] = []
     cfgs: dict[str, tuple[RunConfig, tuple[int, int, int], int]] = {}
+    flops: dict[str, _Rates | None] = {}
     try:
         for s in steps:
             if s.config or s.retrain_of:
@@ -303,6 +310,9 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
                     r = rates[skey]
                     note = (note + "; " if note else "") + f"trained with {len(group) - 1} more as one stack"
                 est = _training_estimate(cfg, sizes, r, max_epochs)
+                fr = _flop_rates(cfg, classes)
+                flops[s.key] = fr
+                gflop = None if fr is None else _training_estimate(cfg, sizes, fr, max_epochs) / 1e9
                 if cfg.train.continuation and parent is None:
                     note = (note + "; " if note else "") + f"continuation on all training images, up to {cfg.train.continuation.max_epochs} epochs"
                 cfgs[s.key] = (cfg, sizes, classes)
@@ -312,24 +322,59 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
                     train_images=sizes[0] + (sizes[1] if cfg.train.continuation and parent is None else 0),
                     batch_size=cfg.train.batch_size, sweep_readings=sum(r.masks for r in cfg.readings()) if cfg.sweep.enabled else 0,
                     device=str(dev), estimate_s=round(est, 2), note=note, stack=_group_label(group),
+                    gflop=None if gflop is None else round(gflop, 1),
                 ))  # fmt: skip
             else:
                 dirs, fwds = _ANALYSIS_PASSES.get(s.analysis, (1, 1))
-                est = 0.0
+                est, gflop = 0.0, 0.0
                 for p in s.parents.values():
                     if p in cfgs:
                         cfg, sizes, classes = cfgs[p]
                         r = rates[_cal_key(cfg, classes)]
                         est += 10_000 * (dirs * r.direction_s + fwds * r.forward_s)
+                        fr = flops.get(p)
+                        gflop = None if fr is None or gflop is None else gflop + 10_000 * (dirs * fr.direction_s + fwds * fr.forward_s) / 1e9
                 out.append(PlanStep(key=s.key, kind="analysis", parents=list(s.needs), claims=list(s.claims), model=s.analysis or "",
                                     mode=None, epochs=None, max_epochs=None, train_images=None, batch_size=None, sweep_readings=0,
-                                    device=str(dev), estimate_s=round(est, 2), note="loads its parents' models"))
+                                    device=str(dev), estimate_s=round(est, 2), note="loads its parents' models",
+                                    gflop=None if gflop is None else round(gflop, 1)))
     finally:
         torch.set_num_threads(saved_threads)
     plan = Plan(profile=profile, device=str(dev), jobs=jobs, threads=threads, calibration_s=round(time.perf_counter() - t_cal, 2), steps=out)
     plan.total_estimate_s = round(sum(s.estimate_s for s in out), 1)
     plan.makespan_estimate_s = round(makespan(out, jobs), 1)
+    plan.gflop = round(sum(s.gflop or 0.0 for s in out), 1)
+    plan.matrix_rate_gflops = round(_matrix_rate(dev), 1)
+    plan.floor_s = round(plan.gflop / plan.matrix_rate_gflops, 1) if plan.matrix_rate_gflops else 0.0
     return plan
+
+
+def _flop_rates(cfg: RunConfig, classes: int) -> _Rates | None:
+    """The matrix-product FLOPs of a config's training batch, of one image's forward and of one image's
+    FGSM direction, in the place of seconds: :func:`_training_estimate` then counts the step's work."""
+    from .core.flops import forward_flops, input_gradient_flops, linear_shapes, train_step_flops
+    from .core.models import build_model
+
+    shapes = linear_shapes(build_model(cfg.model.kind, num_classes=classes, **cfg.model.params()))
+    if not shapes:  # convolutions (None), or no linear layer at all (the RBF network): not counted
+        return None
+    mode = "clean" if cfg.train.mode == "augment" else cfg.train.mode
+    return _Rates(float(train_step_flops(shapes, cfg.train.batch_size, mode)), float(forward_flops(shapes, 1)), float(input_gradient_flops(shapes, 1)))
+
+
+def _matrix_rate(device: torch.device) -> float:
+    """This device's float32 matrix rate in GFLOP/s: the best of a few 2048³ products."""
+    a = torch.rand(2048, 2048, device=device)
+    b = torch.rand(2048, 2048, device=device)
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 2048**3 / best / 1e9
 
 
 def _group_label(keys: list[str]) -> str:

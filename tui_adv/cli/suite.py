@@ -143,6 +143,9 @@ def _print_plan(profile: str, only: str | None, device: str, data_dir: str | Non
         line += f"; {_duration(p.makespan_estimate_s)} with --jobs {p.jobs} ({p.threads} thread(s) per worker)"
     err.print(f"{line} (calibration took {p.calibration_s:.0f} s; early stopping can end steps sooner; data loading, catalog writes "
               "and checkpoints are not counted)")
+    if p.gflop:
+        err.print(f"matrix products: {p.gflop / 1e6:.3g} PFLOP where counted (the MLPs); at this device's matrix rate "
+                  f"({p.matrix_rate_gflops:,.0f} GFLOP/s, measured now) that is at least {_duration(p.floor_s)} one step after another")
 
 
 def _duration(s: float) -> str:

@@ -19,8 +19,8 @@ from torch import nn
 def linear_shapes(model: nn.Module) -> list[tuple[int, int]] | None:
     """(in, out) of every ``nn.Linear`` in forward order, or None for a model with convolutions (not
     an MLP: its FLOPs are not counted here)."""
-    if any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()):
-        return None
+    if any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()) or any(p.dim() > 2 for p in model.parameters()):
+        return None  # (the CIFAR-10 conv maxout convolves with F.conv2d: its 4-d filters give it away)
     return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
 
 
