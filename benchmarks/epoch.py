@@ -94,10 +94,19 @@ def main() -> None:
         variants[f"{name}/graphed"] = lambda cfg=cfg: _timed(lambda: _solo(cfg, data, graphed))
         if cfg.model.kind == "maxout":
             variants[f"{name}/stacked"] = lambda cfg=cfg: _timed(lambda: _stacked(cfg, data, args.members)) / args.members
-    for v in variants.values():  # warm-up (allocator, cuBLAS handles, the first capture)
-        v()
     variants["matrix"] = lambda: matrix_round(DEVICE)  # seconds per GFLOP
-    times = interleaved(variants, args.repeats)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    try:  # a stop (SIGINT: gpu_paper.sh's budget) keeps the rounds finished so far
+        for v in variants.values():  # warm-up (allocator, cuBLAS handles, the first capture)
+            v()
+        for r in range(args.repeats):
+            for k, ts in interleaved(dict(list(variants.items())[r % len(variants):] + list(variants.items())[:r % len(variants)]), 1).items():
+                times[k] += ts
+    except KeyboardInterrupt:
+        log(f"stopped after {min(len(t) for t in times.values())} full round(s)")
+    times = {k: ts for k, ts in times.items() if ts}
+    if "matrix" not in times:
+        raise SystemExit("stopped before the first round: nothing measured")
     rate = 1.0 / min(times["matrix"])
     out: dict = {"matrix_rate_gflops": round(rate, 1), "train_size": n, "members": args.members, "repeats": args.repeats,
                  "device": str(DEVICE), "graphed_mode": graphed, "machine": machine(DEVICE)}

@@ -271,8 +271,13 @@ if [[ $DEVICE == cuda ]]; then BENCH_S=${BENCH_S:-120}; else BENCH_S=${BENCH_S:-
 if ((BENCH_S > 0)); then
   phase_begin bench
   t=$(budget_for "$BENCH_S" $((REPORT_RESERVE_S + 120)))
-  timeout -k 5 "$t" python benchmarks/epoch.py --json --device "$DEVICE" --repeats 2 ${BENCH_ARGS:-} >"$OUT/epoch.json" 2>"$STATE/epoch.err"
+  # SIGINT at the limit: it prints the rounds finished so far
+  timeout -s INT -k 10 "$t" python benchmarks/epoch.py --json --device "$DEVICE" --repeats 2 ${BENCH_ARGS:-} >"$OUT/epoch.json" 2>"$STATE/epoch.err"
   rc=$?
+  # stopped at its limit (124) after some rounds: what it printed is still a whole JSON object
+  if [[ $rc == 124 ]] && python -c 'import json, sys; json.load(open(sys.argv[1]))' "$OUT/epoch.json" 2>/dev/null; then
+    say "bench: stopped at its ${t}s limit; $(tail -1 "$STATE/epoch.err" | cut -c1-80)"; rc=0
+  fi
   if [[ $rc == 0 ]]; then
     say "bench: $(python - "$OUT/epoch.json" <<'EOF' 2>/dev/null
 import json, sys
