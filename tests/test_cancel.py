@@ -77,3 +77,21 @@ def test_a_queued_run_without_a_process_is_cancelled_at_once(tmp_path, capsys):
     code, out, err = main_in_process(capsys, "runs", "cancel", "999", "--db", db)
     assert code == 2 and "no run with id 999" in err
     s.close()
+
+
+def test_cancelling_one_run_of_a_shared_process_says_which_others_stop_with_it(tmp_path):
+    """A stack's members (or a suite's steps) share one process: cancelling one stops the others too, and
+    the message (the CLI's and the dashboard dialog's) names them."""
+    from tui_adv.catalog.store import Store
+    from tui_adv.services.cancel import also_stops, same_process_runs
+
+    store = Store(str(tmp_path / "runs.db"))
+    common = dict(experiment="e", config_json="{}", status="running", host="elsewhere", pid=4242, pid_start=7)
+    a, b, c = (store.create_run(name=f"m{i}", **common) for i in range(3))
+    other = store.create_run(name="x", **{**common, "pid_start": 8})  # the same pid reused later: another process
+    assert [r.id for r in same_process_runs(store, a)] == [b.id, c.id]
+    assert also_stops(same_process_runs(store, a)) == f"its process also runs 2 other runs ({b.id}, {c.id}: a suite's or a stack's), which stop with it"
+    assert also_stops([]) == "" and other.id not in [r.id for r in same_process_runs(store, a)]
+    from tui_adv.services.cancel import cancel_run
+
+    assert f"; its process also runs 2 other runs ({b.id}, {c.id}" in cancel_run(store, a.id)  # on another host: through the catalog

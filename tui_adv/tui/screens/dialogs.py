@@ -13,7 +13,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
 from ...catalog.schema import Run
-from ...services.cancel import cancel_blocker, cancel_run
+from ...services.cancel import also_stops, cancel_blocker, cancel_run, same_process_runs
 from ...errors import UserError
 from ...safe import printable
 
@@ -150,4 +150,12 @@ def confirm_cancel(app: App, run: Run) -> None:
     here = run.host in (None, socket.gethostname())
     how = (f"Its process (pid {run.pid}) stops after the current batch" if here
            else f"Its runner on {printable(run.host)} stops at its next catalog poll (a few seconds)")
-    app.push_screen(ConfirmScreen(f"Cancel run {run.id} · {printable(run.name)}?\n{how} and the run is marked cancelled.", yes="Cancel run", no="Keep running"), done)
+    along = ""
+    if store is not None:
+        try:
+            along = also_stops(same_process_runs(store, run))
+        except Exception:  # noqa: BLE001 - a note in a dialog must never keep it from opening
+            pass
+    along = f"\n{along[0].upper()}{along[1:]}." if along else ""
+    app.push_screen(ConfirmScreen(f"Cancel run {run.id} · {printable(run.name)}?\n{how} and the run is marked cancelled.{along}",
+                                  yes="Cancel run", no="Keep running"), done)
