@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from .config import RunConfig
-from .reproduce import Step, stack_groups, step_config, suite
+from .reproduce import stack_groups, step_config, suite
 
 CAL_BATCHES = 3  # timed batches per calibration (after 1 warm-up batch)
 CAL_EVAL = 500  # images for the forward / direction rates (once per model)
@@ -146,7 +146,7 @@ def _sync(device: torch.device) -> None:
 
 def _calibrate(cfg: RunConfig, classes: int, device: torch.device, eval_rates: dict[str, tuple[float, float]]) -> _Rates:
     from .core.attacks import fgsm_direction
-    from .core.data import MNISTData, Split
+    from .core.data import MNISTData
     from .core.models import build_model
     from .core.sweep import predict
     from .core.train import Trainer
@@ -154,14 +154,7 @@ def _calibrate(cfg: RunConfig, classes: int, device: torch.device, eval_rates: d
     torch.manual_seed(0)
     model = build_model(cfg.model.kind, num_classes=classes, **cfg.model.params()).to(device)
     bs = cfg.train.batch_size
-    g = torch.Generator().manual_seed(0)
-
-    from .core.datasets import dataset_spec
-
-    shape = dataset_spec(cfg.data.dataset).shape  # (1, 28, 28) for the MNIST family, (3, 32, 32) for CIFAR-10
-
-    def split(n: int) -> Split:
-        return Split(torch.rand(n, *shape, generator=g).to(device), torch.randint(0, classes, (n,), generator=g).to(device))
+    split = _random_images(cfg, classes, device)
 
     tcfg = cfg.train.model_copy(update={"mode": "clean" if cfg.train.mode == "augment" else cfg.train.mode, "early_stopping": None,
                                         "continuation": None})
@@ -200,15 +193,28 @@ def _calibrate(cfg: RunConfig, classes: int, device: torch.device, eval_rates: d
     return _Rates(step_s, forward_s, direction_s)
 
 
+def _random_images(cfg: RunConfig, classes: int, device: torch.device):  # noqa: ANN202
+    """``split(n)``: n random images of the config's dataset's shape ((1, 28, 28) for the MNIST family,
+    (3, 32, 32) for CIFAR-10) with random labels, on ``device``: what a calibration trains on."""
+    from .core.data import Split
+    from .core.datasets import dataset_spec
+
+    shape = dataset_spec(cfg.data.dataset).shape
+    g = torch.Generator().manual_seed(0)
+
+    def split(n: int) -> Split:
+        return Split(torch.rand(n, *shape, generator=g).to(device), torch.randint(0, classes, (n,), generator=g).to(device))
+
+    return split
+
+
 def _calibrate_stack(cfg: RunConfig, classes: int, k: int, device: torch.device) -> float:
     """Seconds per training batch of ``k`` members trained as one stack (all of them, one batch each)."""
     from .core.data import MNISTData, Split
     from .core.models import build_model
     from .core.stacked import StackedTrainer, build_stack
 
-    bs = cfg.train.batch_size
-    g = torch.Generator().manual_seed(0)
-    train = Split(torch.rand(CAL_BATCHES * bs, 1, 28, 28, generator=g).to(device), torch.randint(0, classes, (CAL_BATCHES * bs,), generator=g).to(device))
+    train = _random_images(cfg, classes, device)(CAL_BATCHES * cfg.train.batch_size)
     data = MNISTData(train=train, test=Split(train.x[:10], train.y[:10]), valid=None, classes=tuple(range(classes)))
     stack = build_stack(lambda: build_model(cfg.model.kind, num_classes=classes, **cfg.model.params()), list(range(k)), device)
     trainer = StackedTrainer(stack, data, cfg.train.model_copy(update={"eval_adv": False}), list(range(k)), batch_every=10**9)
@@ -280,7 +286,8 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
     t_cal = time.perf_counter()
     out: list[PlanStep] = []
     cfgs: dict[str, tuple[RunConfig, tuple[int, int, int], int]] = {}
-    flops: dict[str, _Rates | None] = {}
+    flop_rates: dict[str, _Rates | None] = {}  # per model and mode, as the calibration's rates
+    flops: dict[str, _Rates | None] = {}  # per step (its analyses read them)
     try:
         for s in steps:
             if s.config or s.retrain_of:
@@ -310,8 +317,9 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
                     r = rates[skey]
                     note = (note + "; " if note else "") + f"trained with {len(group) - 1} more as one stack"
                 est = _training_estimate(cfg, sizes, r, max_epochs)
-                fr = _flop_rates(cfg, classes)
-                flops[s.key] = fr
+                if key not in flop_rates:
+                    flop_rates[key] = _flop_rates(cfg, classes)
+                flops[s.key] = fr = flop_rates[key]
                 gflop = None if fr is None else _training_estimate(cfg, sizes, fr, max_epochs) / 1e9
                 if cfg.train.continuation and parent is None:
                     note = (note + "; " if note else "") + f"continuation on all training images, up to {cfg.train.continuation.max_epochs} epochs"

@@ -5,10 +5,13 @@ run is its own catalog row with its own claim token, heartbeat, batched writes, 
 final checkpoint (in the format of a solo run's, so ``load_model``, the claims and ``resume`` read it
 as they read any run's) and sweep; the training itself is one
 :class:`~tui_adv.core.stacked.StackedTrainer` over all K (:mod:`tui_adv.core.stacked` says why each
-member computes its solo run). The K rows share one fate while they train: a failure, a cancel or a
-Ctrl-C ends all of them with the same status and error (each through its own
-:class:`~tui_adv.lifecycle.RunRecorder`). A stack writes no checkpoint before its end: an interrupted
-member is resumed (``adv-tui resume``, a later ``reproduce``) alone, from epoch 0, in its row.
+member computes its solo run). The K rows share one fate while they train: a failure, a cancel (of the
+suite, or a cancel request on any member's row) or a Ctrl-C ends all of them with the same status (each
+through its own :class:`~tui_adv.lifecycle.RunRecorder`), the others' error naming the member that
+stopped them; a member whose row another process took over is left to that process. After the training
+each member ends on its own: every member's checkpoint is written first, then each sweeps, and a failed
+sweep fails that member only. A stack writes no checkpoint before the end of its training: an
+interrupted member is resumed (``adv-tui resume``, a later ``reproduce``) alone, from epoch 0, in its row.
 """
 
 from __future__ import annotations
@@ -155,17 +158,17 @@ def _train(cfgs: list[RunConfig], runners: list[Runner], store: Store, writers: 
             w.progress(phase="train", epoch=e["epoch"], batch=0, progress=share * e["epoch"] / max(epochs, 1))
             w.log(f"epoch {e['epoch']}/{e['epochs']}: " + ", ".join(f"{k}={v:.4g}" for k, v in e["metrics"].items()))
 
-    emit({"type": "phase", "phase": "train", "epochs": epochs, "batches": batches})
     def should_stop() -> bool:
         return stop_event.is_set() or stack_stop.is_set()
 
-    trainer = StackedTrainer(stack, data, cfg.train, seeds, emit=on_event, should_stop=should_stop, batch_every=max(1, batches // 50))
     def stopped(e: BaseException) -> BaseException:
         """A stop that came from inside the stack (a member's cancel request or failed write), named."""
         if isinstance(e, Cancelled) and not stop_event.is_set():
             return Cancelled(f"stopped with its stack: {_why_stopped(runners, writers)}")
         return e
 
+    emit({"type": "phase", "phase": "train", "epochs": epochs, "batches": batches})
+    trainer = StackedTrainer(stack, data, cfg.train, seeds, emit=on_event, should_stop=should_stop, batch_every=max(1, batches // 50))
     try:
         ends = trainer.run()
     except Cancelled as e:

@@ -36,10 +36,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import TrainConfig
-from .attacks import fgsm_direction, perturb_sign
+from .attacks import perturb_sign
 from .data import MNISTData
 from .models import Maxout, MaxoutLinear, clip_row_norms_
-from .sweep import evaluate, predict
+from .train_metrics import epoch_evaluation
 from .train_state import Cancelled, Diverged, lr_at, make_optimizer, momentum_at
 
 Emit = Callable[[dict[str, Any]], None]
@@ -205,11 +205,10 @@ class StackedTrainer:
 
         model = self.stack.member(k)
         opt = make_optimizer(model, self.cfg)
-        stacked = self.stack.member_order()
-        for p, big in zip(model.parameters(), stacked):
+        place = {id(t): i for i, t in enumerate(self.stack.parameters())}  # where each stacked tensor's view is
+        for p, big in zip(model.parameters(), self.stack.member_order()):
             if self._views:
-                view = self._views[k][[id(t) for t in self.stack.parameters()].index(id(big))]
-                buf = self.opts[k].state.get(view, {}).get("momentum_buffer")
+                buf = self.opts[k].state.get(self._views[k][place[id(big)]], {}).get("momentum_buffer")
             else:
                 whole = self.opt.state.get(big, {}).get("momentum_buffer")
                 buf = None if whole is None else whole[k]
@@ -296,17 +295,8 @@ class StackedTrainer:
         return (a * clean + (1 - a) * adv).detach(), logits
 
     def _evaluate(self, k: int) -> dict[str, float]:
-        """Member ``k``'s per-epoch metrics, computed as the solo trainer computes them."""
-        model = self.stack.member(k)
-        split = self.data.valid if self.data.valid is not None else self.data.test
-        name = "valid" if self.data.valid is not None else "test"
-        split = split.limit(self.cfg.eval_limit)
-        out = {f"{name}_error": evaluate(model, split.x, split.y, batch_size=1000).error}
-        if self.cfg.eval_adv:
-            direction = fgsm_direction(model, split.x, split.y, batch_size=1000)
-            pred, _ = predict(model, perturb_sign(split.x, direction, self.cfg.epsilon, self.cfg.clip), batch_size=1000)
-            out[f"{name}_adv_error"] = float((pred != split.y).double().mean())
-        return out
+        """Member ``k``'s per-epoch metrics, measured as the solo trainer measures them."""
+        return epoch_evaluation(self.stack.member(k), self.data, self.cfg)
 
 
 def stack_refusal(cfg: TrainConfig) -> str | None:

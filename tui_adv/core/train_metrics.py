@@ -72,20 +72,23 @@ class TrainerMetrics:
                     out[f"matrix_conf[{name}]"] = float(conf[wrong].double().mean())
         return out
 
-    def _eval_split(self) -> tuple[str, Split]:
-        split = self.data.valid if self.data.valid is not None else self.data.test
-        name = "valid" if self.data.valid is not None else "test"
-        return name, split.limit(self.cfg.eval_limit)
-
     def _evaluate(self) -> dict[str, float]:
-        name, split = self._eval_split()
-        # the per-epoch evaluation, deterministic (eval mode): on a GPU the whole split in one batch (a few
-        # launches instead of a few per thousand images), on a CPU in thousands (the results are the same
-        # up to the GEMM's summation order)
-        bs = None if self.device.type == "cuda" else 1000
-        out = {f"{name}_error": evaluate(self.model, split.x, split.y, batch_size=bs).error}
-        if self.cfg.eval_adv:
-            direction = fgsm_direction(self.model, split.x, split.y, batch_size=bs)
-            pred, _ = predict(self.model, perturb_sign(split.x, direction, self.cfg.epsilon, self.cfg.clip), batch_size=bs)
-            out[f"{name}_adv_error"] = float((pred != split.y).double().mean())
-        return out
+        return epoch_evaluation(self.model, self.data, self.cfg)
+
+
+def epoch_evaluation(model: torch.nn.Module, data, cfg) -> dict[str, float]:  # noqa: ANN001
+    """A trained model's per-epoch metrics: clean error (and with ``train.eval_adv`` the FGSM error at
+    ``train.epsilon``) on the validation split, else the test split, limited to ``train.eval_limit``;
+    ``valid_*`` or ``test_*``. Deterministic (eval mode): on a GPU the whole split in one batch (a few
+    launches instead of a few per thousand images), on a CPU in thousands (the results are the same up to
+    the GEMM's summation order). The solo trainer and each member of a stack measure with it."""
+    split = data.valid if data.valid is not None else data.test
+    name = "valid" if data.valid is not None else "test"
+    split = split.limit(cfg.eval_limit)
+    bs = None if split.x.device.type == "cuda" else 1000
+    out = {f"{name}_error": evaluate(model, split.x, split.y, batch_size=bs).error}
+    if cfg.eval_adv:
+        direction = fgsm_direction(model, split.x, split.y, batch_size=bs)
+        pred, _ = predict(model, perturb_sign(split.x, direction, cfg.epsilon, cfg.clip), batch_size=bs)
+        out[f"{name}_adv_error"] = float((pred != split.y).double().mean())
+    return out

@@ -82,7 +82,6 @@ class Reproducer:
         stack: bool = False,
     ):
         self.store, self.profile, self.fresh = store, profile, fresh
-        self.stack = stack
         self.jobs = max(1, int(jobs))
         self.data_dir, self.device = data_dir, device
         self.emit = emit or (lambda e: None)
