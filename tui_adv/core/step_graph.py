@@ -63,7 +63,7 @@ class StepGraph:
 
     Use: :meth:`begin_epoch` with the epoch's permutation and first schedule step, then :meth:`step`
     once per full batch, in order; the epoch's sums are in :attr:`total_loss` / :attr:`wrong`, which the
-    trainer adds to its own."""
+    trainer takes as its own (a ragged last batch goes on from them)."""
 
     def __init__(self, trainer: "Trainer", capture: bool):
         self.t = trainer
