@@ -309,3 +309,50 @@ def test_trainer_does_not_continue_past_early_stopping(mnist_small):
     t.emit = seen.append
     t.run()
     assert t.state.epoch == 2 and not [e for e in seen if e["type"] == "epoch_start"]
+
+
+def _checkpoint_epochs(mnist_small, epochs: int, **trainer_kwargs) -> list[int]:
+    from tui_adv.config import validate
+    from tui_adv.core.models import build_model
+    from tui_adv.core.train import Trainer
+
+    cfg = validate({"name": "t", "model": {"kind": "softmax"}, "train": {"epochs": epochs}}).train
+    written: list[int] = []
+    t = Trainer(build_model("softmax", num_classes=10), mnist_small, cfg, checkpoint=lambda tr: written.append(tr.state.epoch), **trainer_kwargs)
+    t.run()
+    return written
+
+
+def test_periodic_checkpoints_are_at_least_the_interval_apart(mnist_small, monkeypatch):
+    """``$ADV_TUI_CHECKPOINT_S`` spaces a run's periodic checkpoints (a GPU epoch can take less time than
+    writing one); the last epoch's is written whatever it says. On CPU the default is every epoch."""
+    monkeypatch.delenv("ADV_TUI_CHECKPOINT_S", raising=False)
+    assert _checkpoint_epochs(mnist_small, 3) == [1, 2, 3]
+    monkeypatch.setenv("ADV_TUI_CHECKPOINT_S", "3600")
+    assert _checkpoint_epochs(mnist_small, 3) == [3]
+    assert _checkpoint_epochs(mnist_small, 3, checkpoint_s=0) == [1, 2, 3]
+
+
+def test_the_checkpoint_interval_defaults_by_device_and_refuses_nonsense(monkeypatch):
+    from tui_adv.core.train_state import checkpoint_interval
+    from tui_adv.errors import UserError
+
+    monkeypatch.delenv("ADV_TUI_CHECKPOINT_S", raising=False)
+    assert checkpoint_interval(torch.device("cpu")) == 0
+    assert checkpoint_interval(torch.device("cuda")) == 30
+    monkeypatch.setenv("ADV_TUI_CHECKPOINT_S", "12.5")
+    assert checkpoint_interval(torch.device("cuda")) == 12.5
+    for bad in ("soon", "-1", "nan"):
+        monkeypatch.setenv("ADV_TUI_CHECKPOINT_S", bad)
+        with pytest.raises(UserError, match="ADV_TUI_CHECKPOINT_S"):
+            checkpoint_interval(torch.device("cpu"))
+
+
+def test_a_bad_checkpoint_interval_is_one_line_and_stores_nothing_broken(tmp_path, mnist_root):
+    env = {**os.environ, "ADV_TUI_CHECKPOINT_S": "soon", "ADV_TUI_DATA": str(mnist_root)}
+    p = subprocess.run([sys.executable, "-m", "tui_adv.cli", "run", str(REPO / "configs/softmax.toml"), "--headless", "--db", str(tmp_path / "r.db"),
+                        "--set", "train.epochs=1", "--set", "data.train_limit=200", "--set", "sweep.enabled=false"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip().count("\n") == 0 and "ADV_TUI_CHECKPOINT_S" in p.stderr
+    assert not (tmp_path / "r.db").exists()  # refused before a run row (or the catalog) exists

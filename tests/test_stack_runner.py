@@ -163,3 +163,46 @@ def test_a_failed_sweep_fails_that_member_only_and_every_member_keeps_its_weight
     assert runner.resume_from is not None and runner.resume_from["final"]
     assert runner.execute() == "completed"
     assert store.get_run(out[1][0]).summary()["epochs_run"] == 2.0
+
+
+def test_a_stack_stopped_mid_training_resumes_each_member_alone_to_its_solo_run(tmp_path, mnist_root, monkeypatch):
+    """The stack writes each member's checkpoint every epoch (on CPU, by default) in the solo format:
+    after a stop in epoch 3, each member resumed alone continues from epoch 2 and ends as its solo run."""
+    monkeypatch.delenv("ADV_TUI_CHECKPOINT_S", raising=False)
+    store = Store(str(tmp_path / "runs.db"))
+    seeds = [5, 8]
+    stop = threading.Event()
+    saved = []
+
+    def emit(e):
+        if e["type"] == "checkpoint":
+            saved.append(e["epoch"])
+        if e["type"] == "batch" and e["epoch"] == 3:
+            stop.set()
+
+    out = run_stack([_cfg(s, "train.epochs=4") for s in seeds], store, data_dir=str(mnist_root), device="cpu", emit=emit, stop_event=stop)
+    assert [status for _, status in out] == ["cancelled"] * 2
+    assert saved == [1, 2]
+    for (rid, _), seed in zip(out, seeds):
+        run = store.get_run(rid)
+        state = load_checkpoint(Path(run.checkpoint_path))
+        assert not state["final"] and state["train_state"]["epoch"] == 2
+        resumed = Runner.for_resume(store, rid, data_dir=str(mnist_root))
+        assert resumed.execute() == "completed"
+        solo = Runner(_cfg(seed, "train.epochs=4"), store, data_dir=str(mnist_root), device="cpu")
+        assert solo.execute() == "completed"
+        a, b = load_model(rid, store.url), load_model(solo.run_id, store.url)
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), f"seed {seed}: {name} differs between the resumed member and its solo run"
+        assert _numbers(store, rid) == _numbers(store, solo.run_id)
+
+
+def test_the_stack_checkpoints_no_more_often_than_the_interval_says(tmp_path, mnist_root, monkeypatch):
+    monkeypatch.setenv("ADV_TUI_CHECKPOINT_S", "3600")
+    store = Store(str(tmp_path / "runs.db"))
+    saved = []
+    out = run_stack([_cfg(s, "train.epochs=3") for s in (1, 2)], store, data_dir=str(mnist_root), device="cpu",
+                    emit=lambda e: saved.append(e["epoch"]) if e["type"] == "checkpoint" else None)
+    assert [status for _, status in out] == ["completed"] * 2 and saved == []
+    for rid, _ in out:
+        assert load_checkpoint(Path(store.get_run(rid).checkpoint_path))["final"]

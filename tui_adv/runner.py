@@ -44,6 +44,16 @@ def resolve_device(requested: str = "auto") -> torch.device:
     raise UserError(f"unknown device {requested!r}; use auto, cpu or cuda")
 
 
+def check_training_env() -> None:
+    """The environment variables a training reads (``ADV_TUI_CUDA_GRAPH``, ``ADV_TUI_CHECKPOINT_S``),
+    checked by the commands that train before a run row exists: a bad value is one line, nothing stored."""
+    from .core.step_graph import graph_mode
+    from .core.train_state import checkpoint_interval
+
+    graph_mode(torch.device("cpu"))
+    checkpoint_interval(torch.device("cpu"))
+
+
 class Runner:
     """Execute one run. ``stop_event`` (set by a signal handler or a test) cancels it cleanly."""
 

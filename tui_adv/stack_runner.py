@@ -10,8 +10,10 @@ suite, or a cancel request on any member's row) or a Ctrl-C ends all of them wit
 through its own :class:`~tui_adv.lifecycle.RunRecorder`), the others' error naming the member that
 stopped them; a member whose row another process took over is left to that process. After the training
 each member ends on its own: every member's checkpoint is written first, then each sweeps, and a failed
-sweep fails that member only. A stack writes no checkpoint before the end of its training: an
-interrupted member is resumed (``adv-tui resume``, a later ``reproduce``) alone, from epoch 0, in its row.
+sweep fails that member only. While it trains, the stack writes each member's checkpoint as a solo run
+writes its own (every ``train.checkpoint_every`` epochs, at least ``$ADV_TUI_CHECKPOINT_S`` apart: 30 s
+on a GPU), in the solo format: an interrupted member is resumed (``adv-tui resume``, a later
+``reproduce``) alone, in its row, from its last checkpoint, and goes on as its solo run would have.
 """
 
 from __future__ import annotations
@@ -167,16 +169,35 @@ def _train(cfgs: list[RunConfig], runners: list[Runner], store: Store, writers: 
             return Cancelled(f"stopped with its stack: {_why_stopped(runners, writers)}")
         return e
 
+    paths = [checkpoint_file(store, store.get_run(r.run_id)) for r in runners]
+
+    def save_checkpoints(trainer: StackedTrainer) -> None:
+        """Every member's checkpoint of this epoch, as its solo run writes one: its rows in the catalog
+        first. A member whose rows cannot be written, or whose row another process took over, is skipped
+        (never over that process's checkpoint): its writer's error stops the stack at the next batch,
+        and the others say which member stopped them."""
+        for k, (runner, w, path) in enumerate(zip(runners, writers, paths)):
+            try:
+                w.sync()
+                store.check_owner(runner.run_id, runner.claim_token)
+            except Exception:  # noqa: BLE001 - that member's writer holds the error and stops the stack
+                stack_stop.set()
+                continue
+            atomic_save(trainer.member_state(k, final=False), path)
+            w.progress(checkpoint_path=str(path))
+        store.checkpoint_wal()
+        emit({"type": "checkpoint", "epoch": trainer.epoch, "path": ", ".join(map(str, paths))})
+
     emit({"type": "phase", "phase": "train", "epochs": epochs, "batches": batches})
-    trainer = StackedTrainer(stack, data, cfg.train, seeds, emit=on_event, should_stop=should_stop, batch_every=max(1, batches // 50))
+    trainer = StackedTrainer(stack, data, cfg.train, seeds, emit=on_event, should_stop=should_stop, batch_every=max(1, batches // 50),
+                             checkpoint=save_checkpoints)
     try:
         ends = trainer.run()
     except Cancelled as e:
         raise stopped(e) from None
     results: list[dict | BaseException] = []
-    for k, (runner, w) in enumerate(zip(runners, writers)):
+    for k, (runner, w, path) in enumerate(zip(runners, writers, paths)):
         try:
-            path = checkpoint_file(store, store.get_run(runner.run_id))
             w.sync()
             store.check_owner(runner.run_id, runner.claim_token)
             atomic_save(trainer.member_state(k), path)

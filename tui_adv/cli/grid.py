@@ -39,7 +39,7 @@ def grid(
     from ..core.data import load_mnist
     from ..errors import UserError
     from ..grid import grid_points, parse_vary, run_local
-    from ..runner import resolve_device
+    from ..runner import check_training_env, resolve_device
     from ..config import resolve_config_path
     from ..safe import one_line
 
@@ -53,6 +53,7 @@ def grid(
     dev = None if device is None else device.value
     for p in points:
         resolve_device(dev or p.cfg.device)  # fail before a run row exists
+    check_training_env()
     use_checkpoints(ctx, checkpoints)
     db, data_dir = db_of(ctx, db), data_dir_of(ctx, data_dir)
     load_mnist(data_dir, "cpu")

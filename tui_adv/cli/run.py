@@ -60,12 +60,13 @@ def run(
     task on a Ray cluster, which implies --headless)."""
     from ..catalog import Store
     from ..config import load_config, resolve_config_path
-    from ..runner import Runner, resolve_device
+    from ..runner import Runner, check_training_env, resolve_device
 
     config = resolve_config_path(config)  # a path, else a shipped config of that name (from any directory)
     cfg = load_config(config, overrides or [])
     dev = _device(device)
     resolve_device(dev or cfg.device)  # fail before a run row exists
+    check_training_env()
     use_checkpoints(ctx, checkpoints)
     db = db_of(ctx, db)
     data_dir = data_dir_of(ctx, data_dir)
@@ -117,7 +118,7 @@ def resume(
     """
     from ..catalog import Store
     from ..core.data import check_dataset
-    from ..runner import Runner, resolve_device
+    from ..runner import Runner, check_training_env, resolve_device
 
     dev = _device(device)
     if dev is not None:
@@ -131,6 +132,7 @@ def resume(
     # every check (run state, checkpoint, device, dataset) happens before the catalog is written to
     runner = Runner.for_resume(store, run_id, data_dir=data_dir, device=dev, stop_event=stop)
     resolve_device(runner.device_request)
+    check_training_env()
     check_dataset(runner.cfg.data.dataset, data_dir)
     if executor == ExecutorKind.RAY:
         from ..executor import StepTask

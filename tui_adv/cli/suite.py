@@ -54,9 +54,10 @@ def reproduce(
     from ..claims import scorecard
     from ..core.data import load_mnist
     from ..reproduce import Reproducer, datasets_needed
-    from ..runner import resolve_device
+    from ..runner import check_training_env, resolve_device
 
     resolve_device(device.value)
+    check_training_env()
     data_dir = data_dir_of(ctx, data_dir)
     selected = only.split(",") if only else None
     if "mnist" in datasets_needed(profile.value, selected):  # another dataset missing skips its step (its claim stays NOT RUN)

@@ -40,7 +40,7 @@ from .attacks import perturb_sign
 from .data import MNISTData
 from .models import Maxout, MaxoutLinear, clip_row_norms_
 from .train_metrics import epoch_evaluation
-from .train_state import Cancelled, Diverged, lr_at, make_optimizer, momentum_at
+from .train_state import Cancelled, CheckpointClock, Diverged, checkpoint_interval, lr_at, make_optimizer, momentum_at
 
 Emit = Callable[[dict[str, Any]], None]
 STACKABLE_MODES = ("clean", "adversarial")
@@ -154,10 +154,14 @@ class StackedTrainer:
     """Trains the members of ``stack`` (seeds ``seeds``) on ``data`` as ``cfg`` says, for ``cfg.epochs``.
 
     Events as :class:`~tui_adv.core.train.Trainer`'s, each with a ``member`` index: ``epoch_end``
-    (``metrics`` per member) and ``batch`` (the loss per member in ``losses``)."""
+    (``metrics`` per member) and ``batch`` (the loss per member in ``losses``). ``checkpoint(trainer)``
+    is called as the solo trainer calls its own (every ``train.checkpoint_every`` epochs, at least
+    ``checkpoint_s`` seconds apart), except after the last epoch, whose checkpoints are the members'
+    final ones (:meth:`member_state`)."""
 
     def __init__(self, stack: StackedMaxout, data: MNISTData, cfg: TrainConfig, seeds: list[int], *, emit: Emit | None = None,
-                 should_stop: Callable[[], bool] | None = None, batch_every: int = 20):
+                 should_stop: Callable[[], bool] | None = None, batch_every: int = 20,
+                 checkpoint: Callable[["StackedTrainer"], None] | None = None, checkpoint_s: float | None = None):
         why = stack_refusal(cfg)
         if why:
             raise ValueError(why)
@@ -168,6 +172,8 @@ class StackedTrainer:
         self.should_stop = should_stop or (lambda: False)
         self.batch_every = max(1, batch_every)
         self.device = data.train.x.device
+        self.checkpoint_fn = checkpoint
+        self.clock = CheckpointClock(cfg.checkpoint_every, checkpoint_interval(self.device, checkpoint_s))
         # batched: one optimiser over the stacked tensors. Otherwise one per member over views of its
         # slices, so that each member's update runs on tensors of its own size, as the solo run's does (the
         # CPU's fused SGD rounds a vector's tail elements in another way: a stacked tensor puts other
@@ -185,6 +191,7 @@ class StackedTrainer:
         self.history: list[list[dict[str, float]]] = [[] for _ in seeds]
 
     def run(self) -> list[dict[str, float]]:
+        self.clock.written()
         while self.epoch < self.cfg.epochs:
             epoch = self.epoch + 1
             self.emit({"type": "epoch_start", "epoch": epoch, "epochs": self.cfg.epochs})
@@ -195,12 +202,16 @@ class StackedTrainer:
                 metrics["lr"] = float(self.opt.param_groups[0]["lr"])
                 self.history[k].append({"epoch": epoch, **metrics})
                 self.emit({"type": "epoch_end", "member": k, "epoch": epoch, "epochs": self.cfg.epochs, "metrics": metrics})
+            if self.checkpoint_fn is not None and epoch < self.cfg.epochs and self.clock.due(epoch):
+                self.checkpoint_fn(self)
+                self.clock.written()
         return [{"epochs_run": float(self.epoch)} for _ in self.seeds]
 
-    def member_state(self, k: int) -> dict:
-        """Member ``k`` as a final checkpoint of its solo run (:meth:`Trainer.state_dict`'s keys): its
-        weights, an optimiser over them holding its momentum buffers, its train state and generators, so
-        that ``load_model`` reads it and a resume of the run redoes its sweep."""
+    def member_state(self, k: int, final: bool = True) -> dict:
+        """Member ``k`` as a checkpoint of its solo run (:meth:`Trainer.state_dict`'s keys): its weights,
+        an optimiser over them holding its momentum buffers, its train state and generators. A final one
+        is read by ``load_model``, and a resume of the run redoes its sweep; one from mid-training lets
+        the run go on alone (``adv-tui resume``) from that epoch, as its solo run would have."""
         from .train_state import TrainState
 
         model = self.stack.member(k)
@@ -228,7 +239,7 @@ class StackedTrainer:
             "cuda_rng": [mask_gen.get_state()] if mask_gen is not None and on_cuda else [],
             "augmented_x": None,
             "augmented_y": None,
-            "final": True,
+            "final": final,
         }
 
     def _epoch(self, epoch: int) -> tuple[list[float], list[float]]:

@@ -37,7 +37,7 @@ from .data import MNISTData, Split
 from .heads import analytic_loss, head_loss
 from .step_graph import StepGraph, graph_mode
 from .train_metrics import TrainerMetrics
-from .train_state import Cancelled, Diverged, TrainState, lr_at, make_optimizer, momentum_at
+from .train_state import Cancelled, CheckpointClock, Diverged, TrainState, checkpoint_interval, lr_at, make_optimizer, momentum_at
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -62,11 +62,14 @@ class Trainer(TrainerMetrics):
         checkpoint: Callable[["Trainer"], None] | None = None,
         batch_every: int = 20,
         graph: str | None = None,
+        checkpoint_s: float | None = None,
     ):
         self.model, self.data, self.cfg, self.seed = model, data, cfg, seed
         self.emit = emit or (lambda e: None)
         self.should_stop = should_stop or (lambda: False)
         self.checkpoint_fn = checkpoint
+        self.checkpoint_s = checkpoint_interval(data.train.x.device, checkpoint_s)
+        self.clock = CheckpointClock(cfg.checkpoint_every, self.checkpoint_s)
         self.batch_every = max(1, batch_every)
         self.device = data.train.x.device
         self.opt = make_optimizer(model, cfg)
@@ -111,6 +114,7 @@ class Trainer(TrainerMetrics):
     def run(self) -> dict[str, float]:
         cfg = self.cfg
         st = self.state
+        self.clock.written()  # the periodic checkpoints count from here
         while st.phase == "train" and st.epoch < cfg.epochs:
             if cfg.early_stopping and st.bad_epochs >= cfg.early_stopping.patience:
                 break  # resumed from the checkpoint of the epoch that triggered early stopping
@@ -127,8 +131,8 @@ class Trainer(TrainerMetrics):
             stop = self._early_stopping(metrics)
             st.history.append({"epoch": epoch, **metrics})
             self.emit({"type": "epoch_end", "epoch": epoch, "epochs": cfg.epochs, "metrics": metrics})
-            if self.checkpoint_fn is not None and ((cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0) or epoch == cfg.epochs or stop):
-                self.checkpoint_fn(self)
+            if epoch == cfg.epochs or stop or self.clock.due(epoch):
+                self._checkpoint()
             if stop:
                 self.emit({"type": "log", "message": f"early stopping after epoch {epoch}: best epoch {st.best_epoch}"})
                 break
@@ -145,6 +149,11 @@ class Trainer(TrainerMetrics):
             out["objective_target"] = st.best_train_objective
             out["objectives_matched"] = float(st.cont_done)
         return out
+
+    def _checkpoint(self) -> None:
+        if self.checkpoint_fn is not None:
+            self.checkpoint_fn(self)
+            self.clock.written()
 
     # ------------------------------------------------------------------------------ the recipe's second stage
     def _schedule_step(self) -> int:
@@ -195,8 +204,8 @@ class Trainer(TrainerMetrics):
             st.cont_done = metrics["valid_objective"] <= target
             st.history.append({"epoch": epoch, **metrics})
             self.emit({"type": "epoch_end", "epoch": epoch, "epochs": cfg.epochs + limit, "metrics": metrics})
-            if self.checkpoint_fn is not None and (cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0 or st.cont_done):
-                self.checkpoint_fn(self)
+            if st.cont_done or self.clock.due(epoch):
+                self._checkpoint()
         if st.cont_done:
             self.emit({"type": "log", "message": f"continuation: the validation objective reached the target after {st.cont_epochs} epochs"})
         else:

@@ -8,6 +8,8 @@ early (:class:`Cancelled`, :class:`Diverged`). The loop that advances the state 
 from __future__ import annotations
 
 import math
+import os
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -63,6 +65,46 @@ def make_optimizer(model: nn.Module | list[torch.Tensor], cfg: TrainConfig) -> t
     # on CPU it computes exactly what the plain loop does (tests/test_perf_equivalence.py checks the bits)
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in params)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused or None)
+
+
+CHECKPOINT_S_GPU = 30.0
+
+
+def checkpoint_interval(device: torch.device, requested: float | None = None) -> float:
+    """The fewest seconds between a run's periodic checkpoints (those of ``train.checkpoint_every``):
+    ``requested``, else ``$ADV_TUI_CHECKPOINT_S``, else 0 on a CPU (every ``checkpoint_every`` epochs)
+    and 30 on a GPU, where an epoch can take less time than writing its checkpoint (a 1600-unit
+    maxout's is 153 MB: 0.15 to 0.46 s here) and writing every epoch would double a run's time. The
+    checkpoints a run needs (its last epoch, early stopping's, the continuation's end, the final one)
+    are written whatever this says; a stop loses at most this many seconds of training."""
+    from ..errors import UserError
+
+    if requested is None:
+        raw = os.environ.get("ADV_TUI_CHECKPOINT_S", "").strip()
+        if not raw:
+            return CHECKPOINT_S_GPU if device.type == "cuda" else 0.0
+        try:
+            requested = float(raw)
+        except ValueError:
+            raise UserError(f"ADV_TUI_CHECKPOINT_S must be a number of seconds (0: every train.checkpoint_every epochs), got {raw!r}") from None
+    if not math.isfinite(requested) or requested < 0:
+        raise UserError(f"ADV_TUI_CHECKPOINT_S must be a number of seconds ≥ 0, got {requested}")
+    return float(requested)
+
+
+class CheckpointClock:
+    """When a periodic checkpoint is due: every ``every`` epochs, at least ``seconds`` apart (counted
+    from the end of the last one written, or from the start of training)."""
+
+    def __init__(self, every: int, seconds: float):
+        self.every, self.seconds = every, seconds
+        self.last = time.monotonic()
+
+    def due(self, epoch: int) -> bool:
+        return bool(self.every) and epoch % self.every == 0 and time.monotonic() - self.last >= self.seconds
+
+    def written(self) -> None:
+        self.last = time.monotonic()
 
 
 def momentum_at(cfg: TrainConfig, epoch: int) -> float:
