@@ -9,9 +9,11 @@
 #   2b. bench    benchmarks/epoch.py: per-epoch time of each model eager / graphed / stacked, and the FLOP
 #                floor (BENCH_S seconds at most; 0 skips it; default 120 on cuda, 0 on cpu)  -> $OUT/epoch.json
 #   3. plan      adv-tui reproduce --plan (steps, time estimates)                           -> $OUT/plan.txt
-#   4. reproduce adv-tui reproduce --headless until the budget's end, then stopped with SIGINT (the running
-#                steps end `cancelled`, keeping their last epoch's checkpoint; the next call continues them from
-#                it, a step stopped in its first epoch starts again)                       -> $OUT/reproduce.log
+#   4. reproduce adv-tui reproduce --headless --order shortest until the budget's end (the cheapest steps first,
+#                so a budget that ends inside the 1600-unit networks has scored every other claim), then
+#                stopped with SIGINT (the running steps end `cancelled`, keeping their last checkpoint, at
+#                most 30 s old on a GPU; the next call continues them from it, a step stopped before its
+#                first checkpoint starts again)                                          -> $OUT/reproduce.log
 #   5. report    adv-tui report --markdown, a copy of the catalog (runs list --json for the summary line)
 #                -> $OUT/report.md, $OUT/PROFILE.db (.gz when over 15 MiB); $OUT/timings.json
 #
@@ -35,6 +37,7 @@
 #   PROFILE      paper (default) | standard | quick          ONLY  claim ids for --only, e.g. P01,P03
 #   JOBS         reproduce --jobs (default 4 on cuda, 1 on cpu)
 #   BENCH_S      seconds for benchmarks/epoch.py (2b; 0 skips it); BENCH_ARGS more of its options (e.g. --train-size 20000)
+#   ORDER        reproduce --order (default shortest; suite: the suite's order)
 #   STACK        1: reproduce --stack (the steps that differ only by seed, the 12 ensemble members, trained as
 #                one stacked model; default 1 on cuda, 0 on cpu)
 #   BUDGET_S     the whole script's wall-clock budget (540)
@@ -77,7 +80,9 @@ VENV=$STATE/venv
 DB=$STATE/$PROFILE.db
 ONLY_ARGS=(); [[ -n $ONLY ]] && ONLY_ARGS=(--only "$ONLY")
 if [[ $DEVICE == cuda ]]; then STACK=${STACK:-1}; else STACK=${STACK:-0}; fi
-STACK_ARGS=(); [[ $STACK == 1 ]] && STACK_ARGS=(--stack)
+REPRO_ARGS=(); [[ $STACK == 1 ]] && REPRO_ARGS=(--stack)
+ORDER=${ORDER:-shortest}
+REPRO_ARGS+=(--order "$ORDER")  # the plan lists the steps in the order the reproduce starts them
 
 mkdir -p "$OUT" "$STATE" || exit 2
 OUT=$(cd "$OUT" && pwd); STATE=$(cd "$STATE" && pwd)
@@ -297,7 +302,7 @@ fi
 # ---- 3. plan -----------------------------------------------------------------------------------------------
 phase_begin plan
 t=$(budget_for "$PLAN_TIMEOUT_S" $((REPORT_RESERVE_S + 60)))
-timeout -k 5 "$t" adv-tui reproduce --profile "$PROFILE" --plan --device "$DEVICE" --jobs "$JOBS" "${ONLY_ARGS[@]}" "${STACK_ARGS[@]}" \
+timeout -k 5 "$t" adv-tui reproduce --profile "$PROFILE" --plan --device "$DEVICE" --jobs "$JOBS" "${ONLY_ARGS[@]}" "${REPRO_ARGS[@]}" \
   >"$OUT/plan.txt" 2>&1
 rc=$?
 if [[ $rc == 0 ]]; then say "plan: $(grep -E '^estimated total' "$OUT/plan.txt" | tail -1 | cut -d'(' -f1)"
@@ -320,7 +325,7 @@ import sqlite3, sys
 print(sqlite3.connect(sys.argv[1]).execute("select count(*) from runs where status = 'completed'").fetchone()[0])
 EOF
     )
-    say "reproduce: --profile $PROFILE ${ONLY:+--only $ONLY }--device $DEVICE --jobs $JOBS ${STACK_ARGS[*]}, stopped after ${t}s;" \
+    say "reproduce: --profile $PROFILE ${ONLY:+--only $ONLY }--device $DEVICE --jobs $JOBS ${REPRO_ARGS[*]}, stopped after ${t}s;" \
       "catalog $DB (${n0:-0} completed runs before)"
     l0=$(cat "$STATE/reproduce.log" 2>/dev/null | wc -l)
     echo "=== $(date -u +%FT%TZ) reproduce --profile $PROFILE ${ONLY:+--only $ONLY }--device $DEVICE --jobs $JOBS (limit ${t}s)" >>"$STATE/reproduce.log"
@@ -328,7 +333,7 @@ EOF
     # them), prints the scorecard and exits; after STOP_GRACE_S more it is killed (its runs then read as
     # interrupted, which the next call resumes from their checkpoints too)
     timeout -s INT -k "$STOP_GRACE_S" "$t" adv-tui reproduce --profile "$PROFILE" --device "$DEVICE" --db "$DB" \
-      --checkpoints "$STATE/checkpoints" --jobs "$JOBS" --headless "${ONLY_ARGS[@]}" "${STACK_ARGS[@]}" >>"$STATE/reproduce.log" 2>&1
+      --checkpoints "$STATE/checkpoints" --jobs "$JOBS" --headless "${ONLY_ARGS[@]}" "${REPRO_ARGS[@]}" >>"$STATE/reproduce.log" 2>&1
     repro_rc=$?
     tail -n +$((l0 + 2)) "$STATE/reproduce.log" >"$STATE/reproduce.last"
     # the step lines (`key: status (run N, S s)`), the suite's end, errors

@@ -79,3 +79,12 @@ def test_cli_plan_json_prints_every_step_and_runs_nothing(cli, tmp_path):
 def test_cli_jobs_must_be_at_least_one(cli):
     proc = cli("reproduce", "--jobs", "0", "--plan")
     assert proc.returncode == 2 and "--jobs" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_plan_lists_the_steps_in_the_order_they_would_start(mnist_root):
+    from tui_adv.reproduce.order import ordered
+
+    plan = build_plan("quick", only=["P01", "P08"], device="cpu", data_dir=str(mnist_root), order="shortest")
+    steps = rp.Reproducer.__new__(rp.Reproducer)._select(rp.suite("quick"), ["P01", "P08"])
+    assert [s.key for s in plan.steps] == [s.key for s in ordered(steps, "quick", "shortest")]
+    assert plan.steps[0].key == "softmax" and plan.steps[-1].key.startswith("maxout1600_adv")

@@ -214,3 +214,45 @@ def test_identity_survives_a_config_key_added_since():
     assert rp.identity(json.dumps(old)) == rp.identity(json.dumps(now))
     old["train"]["epochs"] = 11
     assert rp.identity(json.dumps(old)) != rp.identity(json.dumps(now))
+
+
+def test_shortest_order_puts_the_paper_profiles_cheap_claims_before_its_1600_unit_networks():
+    """``--order shortest``: in the paper profile every step but the 1600-unit networks and the CIFAR-10
+    net starts before them (so a budgeted GPU run scores those claims first); the counted work grows
+    with the model, the epochs and the mode."""
+    from tui_adv.reproduce.order import ordered, step_work
+
+    steps = rp.suite("paper")
+    work = step_work(steps, "paper")
+    order = [s.key for s in ordered(steps, "paper", "shortest")]
+    assert sorted(order) == sorted(s.key for s in steps)
+    big = [k for k in order if k.startswith("maxout1600") or k.startswith("cifar")]
+    assert order[-len(big):] == big
+    assert order.index("ensemble@s11") < order.index("maxout") < order.index("maxout1600")
+    assert work["maxout_adv"] > work["maxout"] > work["maxout_l1"] > work["softmax"] > 0 == work["ensemble"]
+    assert work["maxout1600_adv_es@s0"] > work["maxout1600"]
+    assert [s.key for s in ordered(steps, "paper", "suite")] == [s.key for s in steps]
+    with pytest.raises(ValueError, match="unknown order"):
+        ordered(steps, "paper", "longest")
+
+
+def test_a_shortest_first_suite_runs_its_parents_first_and_gives_the_same_runs(tmp_path, monkeypatch, mnist_root):
+    """The suite in the shortest order starts its cheapest ready step first, still runs a retrain after
+    the run it retrains, and ends with the same runs (a second pass in the suite order reuses them all)."""
+    small = {"data.train_limit": 600, "data.test_limit": 300, "sweep.epsilons": [0.0, 0.25], "sweep.samples": 0}
+    steps = [
+        rp.Step("soft_es", "softmax.toml",
+                {**small, "train.epochs": 3, "data.validation": True, "train.early_stopping": {"metric": "valid_error", "patience": 1}}, claims=["P01"]),
+        rp.Step("soft_full", retrain_of="soft_es", claims=["P01"]),
+        rp.Step("logreg", "logreg_3v7.toml", {**small, "train.epochs": 1}, claims=["P03"]),
+    ]
+    monkeypatch.setattr(rp.orchestrator, "suite", lambda profile: steps)
+    store = Store(str(tmp_path / "runs.db"))
+    events: list[dict] = []
+    ids = rp.Reproducer(store, "quick", data_dir=str(mnist_root), device="cpu", emit=events.append, order="shortest").run()
+    started = [e["key"] for e in events if e["type"] == "step_start"]
+    assert started == ["logreg", "soft_es", "soft_full"]
+    assert store.get_run(ids["soft_full"]).parent_id == ids["soft_es"]
+    again: list[dict] = []
+    assert rp.Reproducer(store, "quick", data_dir=str(mnist_root), device="cpu", emit=again.append).run() == ids
+    assert {e["status"] for e in again if e["type"] == "step_end"} == {"reused"}

@@ -206,3 +206,4 @@ def test_the_stack_checkpoints_no_more_often_than_the_interval_says(tmp_path, mn
     assert [status for _, status in out] == ["completed"] * 2 and saved == []
     for rid, _ in out:
         assert load_checkpoint(Path(store.get_run(rid).checkpoint_path))["final"]
+

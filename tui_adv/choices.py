@@ -43,6 +43,13 @@ class Device(StrEnum):
     CUDA = "cuda"
 
 
+class Order(StrEnum):
+    """The order a suite's steps start in (``reproduce --order``; :mod:`tui_adv.reproduce.order`)."""
+
+    SUITE = "suite"
+    SHORTEST = "shortest"
+
+
 class ExecutorKind(StrEnum):
     """Where runs execute: local processes (the default) or tasks on a Ray cluster."""
 

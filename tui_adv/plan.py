@@ -265,8 +265,9 @@ _ANALYSIS_PASSES = {  # (directions, forwards) per test image and parent model, 
 
 
 def build_plan(profile: str, *, only: list[str] | None = None, device: str = "auto", data_dir: str | None = None, jobs: int = 1,
-               stack: bool = False) -> Plan:
-    """The plan of ``profile`` (``only``: the claims' steps and their parents) on ``device``, calibrated now."""
+               stack: bool = False, order: str = "suite") -> Plan:
+    """The plan of ``profile`` (``only``: the claims' steps and their parents) on ``device``, calibrated now;
+    its steps listed (and its makespan simulated) in the order they would start (``order``)."""
     from .reproduce import Reproducer
     from .runner import resolve_device
 
@@ -348,6 +349,10 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
                                     gflop=None if gflop is None else round(gflop, 1)))
     finally:
         torch.set_num_threads(saved_threads)
+    from .reproduce.order import ordered
+
+    rank = {s.key: i for i, s in enumerate(ordered(steps, profile, order))}
+    out.sort(key=lambda p: rank[p.key])
     plan = Plan(profile=profile, device=str(dev), jobs=jobs, threads=threads, calibration_s=round(time.perf_counter() - t_cal, 2), steps=out)
     plan.total_estimate_s = round(sum(s.estimate_s for s in out), 1)
     plan.makespan_estimate_s = round(makespan(out, jobs), 1)

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..choices import Device, ExecutorKind, Profile
+from ..choices import Device, ExecutorKind, Order, Profile
 from ..errors import UserError
 from .app import CheckpointsOpt, DataOpt, DbOpt, ExecutorOpt, JsonOpt, RayAddressOpt, app, data_dir_of, db_of, reader_store, use_checkpoints
 from .render import err_console, esc, out_console, print_scorecard
@@ -43,6 +43,7 @@ def reproduce(
     as_json: JsonOpt = False,
     jobs: Annotated[int, typer.Option("--jobs", metavar="N", min=1, max=64, help="Run up to N independent steps at once, each in its own worker process (cores // N torch threads each); parents still finish before the steps that read them.")] = 1,
     stack: Annotated[bool, typer.Option("--stack", help="Train the steps that differ only by seed (the 12 ensemble members) as one stacked model: each still its own run, with its solo results (bit for bit on CPU); faster on a GPU, not on a CPU.")] = False,
+    order: Annotated[Order, typer.Option("--order", case_sensitive=False, help="suite: the steps start in the suite's order (claim by claim); shortest: the least counted work first (the most claims finished when a run is cut short). Parents still finish before the steps that read them.")] = Order.SUITE,
     plan: Annotated[bool, typer.Option("--plan", help="Print the steps (parents, epochs, device, a time estimate from a short calibration measured now) and run nothing.")] = False,
     executor: ExecutorOpt = ExecutorKind.LOCAL,
     ray_address: RayAddressOpt = None,
@@ -63,7 +64,7 @@ def reproduce(
     if "mnist" in datasets_needed(profile.value, selected):  # another dataset missing skips its step (its claim stays NOT RUN)
         load_mnist(data_dir, "cpu")
     if plan:
-        _print_plan(profile.value, only, device.value, data_dir, jobs, as_json, stack)
+        _print_plan(profile.value, only, device.value, data_dir, jobs, as_json, stack, order.value)
         return
     use_checkpoints(ctx, checkpoints)
     store = Store(db_of(ctx, db))
@@ -71,13 +72,13 @@ def reproduce(
     stop = threading.Event()
     on_ray = executor == ExecutorKind.RAY
     rep = Reproducer(store, profile.value, only=only.split(",") if only else None, fresh=fresh, data_dir=data_dir, device=device.value, stop_event=stop,
-                     jobs=jobs, stack=stack)
+                     jobs=jobs, stack=stack, order=order.value)
     if not headless and on_ray:
         raise UserError("--executor ray goes with --headless (open the dashboard on the same catalog to watch the runs)")
     if not headless:
         if as_json:
             raise UserError("--json goes with --headless (the dashboard shows the scorecard itself)")
-        _watch_in_dashboard(store, profile, only, fresh, data_dir, device, jobs, stack)
+        _watch_in_dashboard(store, profile, only, fresh, data_dir, device, jobs, stack, order)
         return
     install_signal_handlers(stop)
     err = err_console()
@@ -118,7 +119,8 @@ def reproduce(
         raise typer.Exit(1)
 
 
-def _print_plan(profile: str, only: str | None, device: str, data_dir: str | None, jobs: int, as_json: bool, stack: bool = False) -> None:
+def _print_plan(profile: str, only: str | None, device: str, data_dir: str | None, jobs: int, as_json: bool, stack: bool = False,
+                order: str = "suite") -> None:
     """``reproduce --plan``: the plan of :mod:`tui_adv.plan`, as a table or one JSON object; nothing runs."""
     from rich.table import Table
 
@@ -127,7 +129,7 @@ def _print_plan(profile: str, only: str | None, device: str, data_dir: str | Non
     err = err_console()
     if not as_json:
         err.print(f"calibrating on {device} (a few batches of each model; nothing is trained or written)…")
-    p = build_plan(profile, only=only.split(",") if only else None, device=device, data_dir=data_dir, jobs=jobs, stack=stack)
+    p = build_plan(profile, only=only.split(",") if only else None, device=device, data_dir=data_dir, jobs=jobs, stack=stack, order=order)
     if as_json:
         typer.echo(p.to_json())
         return
@@ -158,7 +160,7 @@ def _duration(s: float) -> str:
 
 
 def _watch_in_dashboard(store, profile: Profile, only: str | None, fresh: bool, data_dir: str | None, device: Device, jobs: int = 1,  # noqa: ANN001
-                        stack: bool = False) -> None:
+                        stack: bool = False, order: Order = Order.SUITE) -> None:
     """``reproduce --dashboard``: the suite as a detached ``reproduce --headless`` (it outlives the
     dashboard), then the dashboard on the same catalog, where its runs appear as they start."""
     from ..tui.app import run_app
@@ -169,6 +171,7 @@ def _watch_in_dashboard(store, profile: Profile, only: str | None, fresh: bool, 
     argv += ["--fresh"] if fresh else []
     argv += ["--jobs", str(jobs)] if jobs > 1 else []
     argv += ["--stack"] if stack else []
+    argv += ["--order", order.value] if order != Order.SUITE else []
     argv += ["--data-dir", str(data_dir)] if data_dir else []
     launched = spawn_detached(argv, db_url=store.url)
     print(f"adv-tui: the {profile.value} suite runs as pid {launched.pid} (its output: {launched.log_path})", file=sys.stderr)

@@ -20,6 +20,7 @@ from ..catalog.schema import Run
 from ..catalog.store import Store
 from ..choices import RunStatus
 from ..errors import UserError
+from .order import ordered
 from .steps import Step, analysis_config_json, step_config, suite
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class Reproducer:
         stop_event: threading.Event | None = None,
         jobs: int = 1,
         stack: bool = False,
+        order: str = "suite",
     ):
         self.store, self.profile, self.fresh = store, profile, fresh
         self.jobs = max(1, int(jobs))
@@ -88,7 +90,7 @@ class Reproducer:
         self.stop_event = stop_event or threading.Event()
         self.all_steps = suite(profile)
         self.by_key = {s.key: s for s in self.all_steps}
-        self.steps = self._select(self.all_steps, only)
+        self.steps = ordered(self._select(self.all_steps, only), profile, order)
         self.groups = stack_groups(self.steps, profile) if stack else {}
 
     @staticmethod
@@ -118,8 +120,8 @@ class Reproducer:
     def run(self, executor: "Executor | None" = None) -> dict[str, int]:
         """Run (or reuse) every selected step; returns step key -> run id.
 
-        Steps start in suite order as soon as every step they read has finished (parents before
-        children), up to the executor's capacity at once: :class:`~tui_adv.executor.InlineExecutor`
+        Steps start in their order (the suite's, or ``order="shortest"``: the least counted work first,
+        :mod:`.order`) as soon as every step they read has finished (parents before children), up to the executor's capacity at once: :class:`~tui_adv.executor.InlineExecutor`
         (one at a time, in this process; the default, ``jobs = 1``) or
         :class:`~tui_adv.executor.LocalPoolExecutor` (``jobs`` worker processes)."""
         from ..executor import InlineExecutor, LocalPoolExecutor, StepOutcome, StepTask
