@@ -207,3 +207,79 @@ def test_the_stack_checkpoints_no_more_often_than_the_interval_says(tmp_path, mn
     for rid, _ in out:
         assert load_checkpoint(Path(store.get_run(rid).checkpoint_path))["final"]
 
+
+class _CountingExecutor:
+    """Runs each task inline, but only when polled after its submit, so that the steps in flight can be
+    counted: the scheduler must never have more than ``capacity`` of them."""
+
+    def __init__(self, store, capacity):
+        from tui_adv.executor import InlineExecutor
+
+        self.inner = InlineExecutor(store, lambda e: None, threading.Event())
+        self.capacity, self.in_flight, self.most, self.submitted = capacity, 0, 0, []
+        outer = self
+
+        class Handle:
+            def __init__(self, task):
+                self.task, self.out = task, None
+
+            def done(self):
+                if self.out is None:
+                    self.out = outer.inner.submit(self.task).result()
+                    outer.in_flight -= 1
+                return True
+
+            def result(self):
+                return self.out
+
+        self.Handle = Handle
+
+    def submit(self, task):
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        self.submitted.append(task)
+        return self.Handle(task)
+
+    def poll_events(self):
+        return []
+
+    def stop(self):
+        pass
+
+    def shutdown(self):
+        pass
+
+
+def test_a_stopped_stacks_members_resume_alone_never_more_at_once_than_the_workers(tmp_path, monkeypatch, mnist_root):
+    """A stack stopped in its second epoch leaves every member resumable from its epoch-1 checkpoint; the
+    next pass resumes each alone (their checkpoints are solo ones), submitting no more steps at once than
+    the executor has workers, and every member ends as the stack would have ended it."""
+    monkeypatch.delenv("ADV_TUI_CHECKPOINT_S", raising=False)
+
+    def steps():
+        small = {"data.train_limit": 400, "data.test_limit": 100, "train.epochs": 2, "model.units": 16, "model.pieces": 2,
+                 "train.eval_limit": 100, "sweep.enabled": False}
+        return [rp.Step(f"ensemble@s{s}", "maxout.toml", {**small, "seed": 100 + s}, claims=["P18"]) for s in range(3)]
+
+    monkeypatch.setattr(rp.orchestrator, "suite", lambda profile: steps())
+    whole = Store(str(tmp_path / "whole.db"))
+    ids_whole = rp.Reproducer(whole, "quick", data_dir=str(mnist_root), device="cpu", stack=True).run()
+    store = Store(str(tmp_path / "runs.db"))
+    stop = threading.Event()
+
+    def emit(e):
+        if e["type"] == "batch" and e["epoch"] == 2:
+            stop.set()
+
+    rp.Reproducer(store, "quick", data_dir=str(mnist_root), device="cpu", stack=True, stop_event=stop, emit=emit).run()
+    assert {r.status for r in store.list_runs()} == {"cancelled"}
+    ex = _CountingExecutor(store, capacity=2)
+    ids = rp.Reproducer(store, "quick", data_dir=str(mnist_root), device="cpu", stack=True).run(ex)
+    assert len(ex.submitted) == 3 and all(t.resume_run_id is not None and not t.members for t in ex.submitted)
+    assert ex.most <= 2
+    for key in ids_whole:
+        a, b = whole.get_run(ids_whole[key]), store.get_run(ids[key])
+        assert b.status == "completed"
+        sa, sb = a.summary(), b.summary()
+        sa.pop("seconds", None), sb.pop("seconds", None)
+        assert sa == sb, f"{key}: the resumed member's summary differs from the stack's"

@@ -135,18 +135,29 @@ class Reproducer:
         t0 = time.perf_counter()
         pending = list(self.steps)
         running: dict[str, tuple[Any, float]] = {}
+        # what a stack group brought beyond the capacity when it came up (its members that resume alone,
+        # each from its own checkpoint, and the stack of the others): (keys, task), submitted as workers free up
+        deferred: list[tuple[list[str], Any]] = []
         started = 0
         stopping = False
         try:
-            while pending or running:
+            while pending or running or deferred:
                 if self.stop_event.is_set() and not stopping:
                     stopping = True
                     executor.stop()
                 if stopping:
                     pending = []
+                    for keys, _ in deferred:
+                        for key in keys:
+                            self.emit({"type": "step_end", "key": key, "run_id": None, "status": "not started (the suite stopped)", "seconds": 0.0})
+                    deferred = []
                 progressed = False
+                while deferred and len(running) < executor.capacity:
+                    keys, task = deferred.pop(0)
+                    running[task.key] = (keys, executor.submit(task), time.perf_counter())
+                    progressed = True
                 # the steps not finished yet: a child waits for them (a stack's members are one running entry)
-                waiting = {s.key for s in pending} | {k for keys, _, _ in running.values() for k in keys}
+                waiting = {s.key for s in pending} | {k for keys, _, _ in running.values() for k in keys} | {k for keys, _ in deferred for k in keys}
                 for step in list(pending):
                     if len(running) >= executor.capacity:
                         break
@@ -173,18 +184,23 @@ class Reproducer:
                             waiting.discard(member.key)
                         elif len(group) > 1 and task.resume_run_id is None:
                             fresh.append(task)  # trained with the rest of its group, below
+                        elif len(group) > 1 and len(running) >= executor.capacity:
+                            deferred.append(([member.key], task))  # resumes alone once a worker is free
                         else:
                             st = time.perf_counter()  # (an inline executor runs the step within submit)
                             running[member.key] = ([member.key], executor.submit(task), st)
-                    st = time.perf_counter()
-                    if len(fresh) == 1:
-                        running[fresh[0].key] = ([fresh[0].key], executor.submit(fresh[0]), st)
-                    elif fresh:
+                    unit: StepTask | None = fresh[0] if len(fresh) == 1 else None
+                    if len(fresh) > 1:
                         keys = [t.key for t in fresh]
                         self.emit({"type": "log", "message": f"{len(keys)} steps trained as one stack: {', '.join(keys)}"})
-                        stack = StepTask(**{**self._base(fresh[0].key, device), "key": "+".join(keys), "claims": sorted({c for t in fresh for c in t.claims})},
-                                         members=fresh)
-                        running[stack.key] = (keys, executor.submit(stack), st)
+                        unit = StepTask(**{**self._base(fresh[0].key, device), "key": "+".join(keys), "claims": sorted({c for t in fresh for c in t.claims})},
+                                        members=fresh)
+                    if unit is not None:
+                        keys = [t.key for t in fresh]
+                        if len(running) >= executor.capacity:
+                            deferred.append((keys, unit))
+                        else:
+                            running[unit.key] = (keys, executor.submit(unit), time.perf_counter())
                     if self.stop_event.is_set():
                         break
                 for e in executor.poll_events():
