@@ -73,8 +73,9 @@ CHECKPOINT_S_GPU = 30.0
 def checkpoint_interval(device: torch.device, requested: float | None = None) -> float:
     """The fewest seconds between a run's periodic checkpoints (those of ``train.checkpoint_every``):
     ``requested``, else ``$ADV_TUI_CHECKPOINT_S``, else 0 on a CPU (every ``checkpoint_every`` epochs)
-    and 30 on a GPU, where an epoch can take less time than writing its checkpoint (a 1600-unit
-    maxout's is 153 MB: 0.15 to 0.46 s here) and writing every epoch would double a run's time. The
+    and 30 on a GPU, where an epoch can take about as long as writing its checkpoint (a 1600-unit
+    maxout's is 153 MB: 0.14 s here, ``benchmarks/checkpoint.py``; its epoch, 6 to 12 TFLOP of products,
+    ~0.1 to 0.25 s at 50 TFLOP/s by count) and writing every epoch could double a run's time. The
     checkpoints a run needs (its last epoch, early stopping's, the continuation's end, the final one)
     are written whatever this says; a stop loses at most this many seconds of training."""
     from ..errors import UserError
