@@ -12,7 +12,7 @@
 #   4. reproduce adv-tui reproduce --headless --order shortest until the budget's end (the cheapest steps first,
 #                so a budget that ends inside the 1600-unit networks has scored every other claim), then
 #                stopped with SIGINT (the running steps end `cancelled`, keeping their last checkpoint, at
-#                most 30 s old on a GPU; the next call continues them from it, a step stopped before its
+#                most about 30 s old on a GPU; the next call continues them from it, a step stopped before its
 #                first checkpoint starts again)                                          -> $OUT/reproduce.log
 #   5. report    adv-tui report --markdown, a copy of the catalog (runs list --json for the summary line)
 #                -> $OUT/report.md, $OUT/PROFILE.db (.gz when over 15 MiB); $OUT/timings.json

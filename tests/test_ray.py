@@ -46,7 +46,9 @@ def test_the_suite_on_ray_runs_parents_first_with_the_results_of_one_at_a_time(t
     one, ids1 = one_thread_reference(tmp_path, monkeypatch, mnist_root)  # a Ray task runs one torch thread too
     two = Store(str(tmp_path / "two.db"))
     events: list[dict] = []
+    monkeypatch.setenv("ADV_TUI_CHECKPOINT_S", "0")
     ex = RayExecutor(ray_address)
+    assert ex.env["ADV_TUI_CHECKPOINT_S"] == "0"  # what each task's worker sets before its run
     assert ex.capacity == 2 and ex.resources("cpu") == {"num_cpus": 1} and ex.resources("cuda") == {"num_gpus": 1, "num_cpus": 1}
     try:
         ids2 = _suite(two, mnist_root, 2, events, executor=ex)
@@ -119,3 +121,15 @@ def test_a_bad_ray_address_is_one_line_and_stores_nothing(cli, tmp_path, mnist_r
     err = proc.stderr.strip()
     assert proc.returncode == 2 and err.startswith("adv-tui: error: ") and len(err.splitlines()) == 1 and needle in err, err
     assert not db.exists() or Store(str(db)).list_runs() == []
+
+
+def test_a_ray_worker_runs_its_step_with_the_drivers_training_settings(monkeypatch):
+    import os
+
+    from tui_adv import executor, ray_executor
+
+    for k in ray_executor.FORWARDED_ENV:
+        monkeypatch.setenv(k, "the worker's own")  # restored after the test
+    monkeypatch.setattr(executor, "run_task", lambda task: {k: os.environ.get(k) for k in ray_executor.FORWARDED_ENV})
+    sent = {"ADV_TUI_CHECKPOINTS": "/shared/ck", "ADV_TUI_CHECKPOINT_S": "12", "ADV_TUI_CUDA_GRAPH": "off"}
+    assert ray_executor._remote_step(None, sent) == sent

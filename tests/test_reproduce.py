@@ -217,8 +217,9 @@ def test_identity_survives_a_config_key_added_since():
 
 
 def test_shortest_order_puts_the_paper_profiles_cheap_claims_before_its_1600_unit_networks():
-    """``--order shortest``: in the paper profile every step but the 1600-unit networks and the CIFAR-10
-    net starts before them (so a budgeted GPU run scores those claims first); the counted work grows
+    """``--order shortest``: in the paper profile every step that does not read the 1600-unit networks or
+    the CIFAR-10 net starts before them (so a budgeted GPU run scores those claims first), an analysis
+    right after the costliest step it reads, a stack as the sum of its members; the counted work grows
     with the model, the epochs and the mode."""
     from tui_adv.reproduce.order import ordered, step_work
 
@@ -226,9 +227,16 @@ def test_shortest_order_puts_the_paper_profiles_cheap_claims_before_its_1600_uni
     work = step_work(steps, "paper")
     order = [s.key for s in ordered(steps, "paper", "shortest")]
     assert sorted(order) == sorted(s.key for s in steps)
-    big = [k for k in order if k.startswith("maxout1600") or k.startswith("cifar")]
-    assert order[-len(big):] == big
+    big = {k for k in order if k.startswith("maxout1600") or k.startswith("cifar")}
+    first_big = min(order.index(k) for k in big)
+    reads_big = {s.key for s in steps if any(p in big for p in s.needs)}
+    assert reads_big and all(order.index(s.key) < first_big for s in steps if s.key not in big | reads_big)
+    assert all(order.index(p) < order.index(s.key) for s in steps for p in s.needs)  # parents first
+    assert order.index("ensemble") == order.index("ensemble@s11") + 1  # the analysis right after its last member
     assert order.index("ensemble@s11") < order.index("maxout") < order.index("maxout1600")
+    stacked = [s.key for s in ordered(steps, "paper", "shortest", rp.stack_groups(steps, "paper"))]
+    assert order.index("ensemble@s0") < order.index("maxout_uniform_noise")
+    assert stacked.index("ensemble@s0") > stacked.index("maxout_uniform_noise")  # 12 members' work as one step
     assert work["maxout_adv"] > work["maxout"] > work["maxout_l1"] > work["softmax"] > 0 == work["ensemble"]
     assert work["maxout1600_adv_es@s0"] > work["maxout1600"]
     assert [s.key for s in ordered(steps, "paper", "suite")] == [s.key for s in steps]

@@ -356,3 +356,25 @@ def test_a_bad_checkpoint_interval_is_one_line_and_stores_nothing_broken(tmp_pat
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.strip().count("\n") == 0 and "ADV_TUI_CHECKPOINT_S" in p.stderr
     assert not (tmp_path / "r.db").exists()  # refused before a run row (or the catalog) exists
+
+
+def test_the_checkpoint_clock_keeps_the_unsaved_training_within_its_interval():
+    """A periodic checkpoint is written at the epoch after which waiting for the next would leave more than
+    the interval unsaved (judged by the last epoch's length): 7 s epochs and 30 s give one every 28 s,
+    20 s epochs one every epoch (the next would come at 40 s), 0 s one every ``checkpoint_every`` epochs."""
+    from tui_adv.core.train_state import CheckpointClock
+
+    def written_at(epoch_s, seconds, epochs=12, every=1):
+        t = [0.0]
+        clock, out = CheckpointClock(every, seconds, now=lambda: t[0]), []
+        for e in range(1, epochs + 1):
+            t[0] += epoch_s
+            if clock.due(e):
+                clock.written()
+                out.append(t[0])
+        return out
+
+    assert written_at(7, 30) == [28, 56, 84]
+    assert written_at(20, 30) == [20 * i for i in range(1, 13)]
+    assert written_at(5, 0, epochs=6, every=2) == [10, 20, 30]
+    assert written_at(5, 3600) == [] and written_at(5, 30, every=0) == []

@@ -344,7 +344,7 @@ def build_plan(profile: str, *, only: list[str] | None = None, device: str = "au
         torch.set_num_threads(saved_threads)
     from .reproduce.order import ordered
 
-    rank = {s.key: i for i, s in enumerate(ordered(steps, profile, order))}
+    rank = {s.key: i for i, s in enumerate(ordered(steps, profile, order, groups))}
     out.sort(key=lambda p: rank[p.key])
     plan = Plan(profile=profile, device=str(dev), jobs=jobs, threads=threads, calibration_s=round(time.perf_counter() - t_cal, 2), steps=out)
     plan.total_estimate_s = round(sum(s.estimate_s for s in out), 1)

@@ -37,10 +37,14 @@ def _ray():  # noqa: ANN202
     return ray
 
 
-def _remote_step(task: StepTask, checkpoints: str | None) -> StepOutcome:
-    """What a Ray worker runs: the step, with the driver's checkpoint directory."""
-    if checkpoints:
-        os.environ["ADV_TUI_CHECKPOINTS"] = checkpoints
+# the driver's settings a worker's run reads from its environment: the checkpoint directory, the
+# checkpoint interval and the CUDA-graph mode (checked on the driver before anything is submitted)
+FORWARDED_ENV = ("ADV_TUI_CHECKPOINTS", "ADV_TUI_CHECKPOINT_S", "ADV_TUI_CUDA_GRAPH")
+
+
+def _remote_step(task: StepTask, env: dict[str, str]) -> StepOutcome:
+    """What a Ray worker runs: the step, with the driver's settings (:data:`FORWARDED_ENV`)."""
+    os.environ.update(env)
     from .executor import run_task
 
     return run_task(task)
@@ -117,6 +121,9 @@ class RayExecutor:
         self.gpus = int(res.get("GPU", 0))
         self.capacity = capacity or max(1, int(res.get("CPU", 1)) + self.gpus)
         self.checkpoints = checkpoints if checkpoints is not None else os.environ.get("ADV_TUI_CHECKPOINTS")
+        self.env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+        if self.checkpoints:
+            self.env["ADV_TUI_CHECKPOINTS"] = self.checkpoints
         self._remote = ray.remote(max_retries=0)(_remote_step)
         self._refs: list[Any] = []
 
@@ -129,7 +136,7 @@ class RayExecutor:
 
     def submit(self, task: StepTask) -> _RayHandle:
         task = _for_workers(task)
-        ref = self._remote.options(**self.resources(task.device), name=f"adv-tui:{task.key}").remote(task, self.checkpoints)
+        ref = self._remote.options(**self.resources(task.device), name=f"adv-tui:{task.key}").remote(task, self.env)
         self._refs.append(ref)
         return _RayHandle(self.ray, task.key, ref)
 

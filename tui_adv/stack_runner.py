@@ -11,8 +11,8 @@ through its own :class:`~tui_adv.lifecycle.RunRecorder`), the others' error nami
 stopped them; a member whose row another process took over is left to that process. After the training
 each member ends on its own: every member's checkpoint is written first, then each sweeps, and a failed
 sweep fails that member only. While it trains, the stack writes each member's checkpoint as a solo run
-writes its own (every ``train.checkpoint_every`` epochs, at least ``$ADV_TUI_CHECKPOINT_S`` apart: 30 s
-on a GPU), in the solo format: an interrupted member is resumed (``adv-tui resume``, a later
+writes its own (every ``train.checkpoint_every`` epochs, or as ``$ADV_TUI_CHECKPOINT_S`` says: about every
+30 s on a GPU), in the solo format: an interrupted member is resumed (``adv-tui resume``, a later
 ``reproduce``) alone, in its row, from its last checkpoint, and goes on as its solo run would have.
 """
 
@@ -166,21 +166,23 @@ def _train(cfgs: list[RunConfig], runners: list[Runner], store: Store, writers: 
     def stopped(e: BaseException) -> BaseException:
         """A stop that came from inside the stack (a member's cancel request or failed write), named."""
         if isinstance(e, Cancelled) and not stop_event.is_set():
-            return Cancelled(f"stopped with its stack: {_why_stopped(runners, writers)}")
+            return Cancelled(f"stopped with its stack: {_why_stopped(runners, writers, unsaved)}")
         return e
 
     paths = [checkpoint_file(store, store.get_run(r.run_id)) for r in runners]
+    unsaved: dict[int, BaseException] = {}  # member -> why its checkpoint was not written (it stops the stack)
 
     def save_checkpoints(trainer: StackedTrainer) -> None:
         """Every member's checkpoint of this epoch, as its solo run writes one: its rows in the catalog
         first. A member whose rows cannot be written, or whose row another process took over, is skipped
-        (never over that process's checkpoint): its writer's error stops the stack at the next batch,
-        and the others say which member stopped them."""
+        (never over that process's checkpoint): the stack stops at the next batch, and the others say
+        which member stopped them and why."""
         for k, (runner, w, path) in enumerate(zip(runners, writers, paths)):
             try:
                 w.sync()
                 store.check_owner(runner.run_id, runner.claim_token)
-            except Exception:  # noqa: BLE001 - that member's writer holds the error and stops the stack
+            except Exception as e:  # noqa: BLE001 - that member stops the stack (the others name it)
+                unsaved.setdefault(k, e)
                 stack_stop.set()
                 continue
             atomic_save(trainer.member_state(k, final=False), path)
@@ -222,11 +224,15 @@ def _train(cfgs: list[RunConfig], runners: list[Runner], store: Store, writers: 
     return results
 
 
-def _why_stopped(runners: list[Runner], writers: list[CatalogWriter]) -> str:
-    """Which member stopped the stack, and how (its cancel request, or a catalog write that failed)."""
-    for runner, w in zip(runners, writers):
+def _why_stopped(runners: list[Runner], writers: list[CatalogWriter], unsaved: dict[int, BaseException] | None = None) -> str:
+    """Which member stopped the stack, and how (its cancel request, a catalog write that failed, or its
+    row found another process's at a checkpoint)."""
+    for k, (runner, w) in enumerate(zip(runners, writers)):
         if w.cancel_requested:
             return f"run {runner.run_id} was cancelled"
         if w.error is not None:
             return f"run {runner.run_id} could not write to the catalog ({type(w.error).__name__}: {w.error})"
+        if unsaved and k in unsaved:
+            e = unsaved[k]
+            return f"run {runner.run_id}'s checkpoint could not be written ({type(e).__name__}: {e})"
     return "another member stopped"

@@ -165,7 +165,8 @@ class TrainConfig(_Strict):
     eval_limit: Count | None = None
     """Evaluate per-epoch metrics on the first N examples only (speed); final sweeps use all."""
     checkpoint_every: Annotated[int, Field(ge=0)] = 1
-    """Write a checkpoint every N epochs (0: only at the end)."""
+    """Write a checkpoint every N epochs (0: only at the end), or less often as ``$ADV_TUI_CHECKPOINT_S``
+    says (about every 30 s on a GPU); the last epoch's and early stopping's are always written."""
 
     @model_validator(mode="after")
     def _augment_after(self):

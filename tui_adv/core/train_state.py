@@ -11,6 +11,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -71,13 +72,14 @@ CHECKPOINT_S_GPU = 30.0
 
 
 def checkpoint_interval(device: torch.device, requested: float | None = None) -> float:
-    """The fewest seconds between a run's periodic checkpoints (those of ``train.checkpoint_every``):
-    ``requested``, else ``$ADV_TUI_CHECKPOINT_S``, else 0 on a CPU (every ``checkpoint_every`` epochs)
+    """How many seconds of training a run may leave unsaved between its periodic checkpoints (those of
+    ``train.checkpoint_every``; :class:`CheckpointClock` says when one is due): ``requested``, else ``$ADV_TUI_CHECKPOINT_S``, else 0 on a CPU (every ``checkpoint_every`` epochs)
     and 30 on a GPU, where an epoch can take about as long as writing its checkpoint (a 1600-unit
     maxout's is 153 MB: 0.14 s here, ``benchmarks/checkpoint.py``; its epoch, 6 to 12 TFLOP of products,
     ~0.1 to 0.25 s at 50 TFLOP/s by count) and writing every epoch could double a run's time. The
     checkpoints a run needs (its last epoch, early stopping's, the continuation's end, the final one)
-    are written whatever this says; a stop loses at most this many seconds of training."""
+    are written whatever this says; a stop loses at most about this many seconds of training (see
+    :class:`CheckpointClock`), or the epoch under way when an epoch takes longer."""
     from ..errors import UserError
 
     if requested is None:
@@ -94,18 +96,25 @@ def checkpoint_interval(device: torch.device, requested: float | None = None) ->
 
 
 class CheckpointClock:
-    """When a periodic checkpoint is due: every ``every`` epochs, at least ``seconds`` apart (counted
-    from the end of the last one written, or from the start of training)."""
+    """When a periodic checkpoint is due: at an epoch that is a multiple of ``every``, when waiting for
+    the next such epoch would leave more than ``seconds`` since the last checkpoint written (or the start
+    of training), judged by how long the last epoch took. So the training a stop loses (what ran since the
+    last checkpoint) stays within about ``seconds``, however long an epoch is against it."""
 
-    def __init__(self, every: int, seconds: float):
-        self.every, self.seconds = every, seconds
-        self.last = time.monotonic()
+    def __init__(self, every: int, seconds: float, now: Callable[[], float] = time.monotonic):
+        self.every, self.seconds, self.now = every, seconds, now
+        self.last = self.tick = now()
 
     def due(self, epoch: int) -> bool:
-        return bool(self.every) and epoch % self.every == 0 and time.monotonic() - self.last >= self.seconds
+        """Called once at the end of every epoch."""
+        now = self.now()
+        epoch_s, self.tick = now - self.tick, now
+        if not self.every or epoch % self.every:
+            return False
+        return now - self.last + self.every * epoch_s > self.seconds or self.seconds == 0
 
     def written(self) -> None:
-        self.last = time.monotonic()
+        self.last = self.tick = self.now()
 
 
 def momentum_at(cfg: TrainConfig, epoch: int) -> float:

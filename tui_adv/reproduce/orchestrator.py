@@ -90,8 +90,9 @@ class Reproducer:
         self.stop_event = stop_event or threading.Event()
         self.all_steps = suite(profile)
         self.by_key = {s.key: s for s in self.all_steps}
-        self.steps = ordered(self._select(self.all_steps, only), profile, order)
-        self.groups = stack_groups(self.steps, profile) if stack else {}
+        selected = self._select(self.all_steps, only)
+        self.groups = stack_groups(selected, profile) if stack else {}
+        self.steps = ordered(selected, profile, order, self.groups)
 
     @staticmethod
     def _select(steps: list[Step], only: list[str] | None) -> list[Step]:

@@ -4,14 +4,16 @@
 ``shortest`` starts the steps with the least work first, so that a run cut short (a time budget, a
 device lent for minutes, a Ctrl-C) has finished as many claims as it could: in the paper profile the
 1600-unit networks (P07 to P12, most of its work) would otherwise hold every worker from the 10th step
-on, and the cheap steps after them (the ensemble, the CNN, the seed report's) would never start. Either
+on, and the cheap steps after them (the ensemble, the CNN, the seed report's) would never start; with
+it, every step that does not read them starts before them. Either
 way a step starts only when every step it reads has finished, and the whole suite does the same work.
 
 A step's work is counted, not measured (nothing runs, no data is read): the forward FLOPs of its model
 on one image (``torch.utils.flop_counter``: matrix products and convolutions), times the passes of its
 training mode, the training images and the per-epoch evaluation, times its most epochs (the
-continuation's bound included). An analysis counts as no work: it starts as soon as its parents are
-done, and finishes a claim.
+continuation's bound included). An analysis ranks just after the costliest step it reads (it starts
+as soon as its parents are done, and finishes a claim); the members of a stack (``--stack``) rank as the
+stack, the sum of their work, since they run as one step.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def _images(cfg: RunConfig) -> tuple[int, int]:
 
 
 def step_work(steps: list[Step], profile: str) -> dict[str, float]:
-    """Step key -> its counted work in FLOPs (0 for an analysis)."""
+    """Step key -> its counted work in FLOPs (0 for an analysis: it does little beside a training)."""
     from .steps import step_config
 
     by_key = {s.key: s for s in steps}
@@ -82,11 +84,16 @@ def step_work(steps: list[Step], profile: str) -> dict[str, float]:
     return out
 
 
-def ordered(steps: list[Step], profile: str, order: str) -> list[Step]:
-    """``steps`` in the order they should start (``order``: one of :data:`ORDERS`)."""
+def ordered(steps: list[Step], profile: str, order: str, groups: dict[str, list[str]] | None = None) -> list[Step]:
+    """``steps`` in the order they should start (``order``: one of :data:`ORDERS`); ``groups``: the
+    stacks (:func:`~tui_adv.reproduce.orchestrator.stack_groups`), each ranked by its members' sum."""
     if order == "suite":
         return list(steps)
     if order != "shortest":
         raise ValueError(f"unknown order {order!r}; one of {', '.join(ORDERS)}")
     work = step_work(steps, profile)
-    return sorted(steps, key=lambda s: work[s.key])  # stable: equal work keeps the suite's order
+    rank = {k: sum(work[m] for m in (groups or {}).get(k, [k]) if m in work) for k in work}
+    for s in steps:  # the suite lists parents first: an analysis of an analysis ranks after both
+        if s.analysis:
+            rank[s.key] = max((rank[p] for p in s.needs if p in rank), default=0.0)
+    return sorted(steps, key=lambda s: rank[s.key])  # stable: a tie keeps the suite's order (parents first)
