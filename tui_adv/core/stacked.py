@@ -155,8 +155,8 @@ class StackedTrainer:
 
     Events as :class:`~tui_adv.core.train.Trainer`'s, each with a ``member`` index: ``epoch_end``
     (``metrics`` per member) and ``batch`` (the loss per member in ``losses``). ``checkpoint(trainer)``
-    is called as the solo trainer calls its own (every ``train.checkpoint_every`` epochs, at least
-    ``checkpoint_s`` seconds apart), except after the last epoch, whose checkpoints are the members'
+    is called as the solo trainer calls its own (every ``train.checkpoint_every`` epochs, or as
+    ``checkpoint_s`` says: :class:`~tui_adv.core.train_state.CheckpointClock`), except after the last epoch, whose checkpoints are the members'
     final ones (:meth:`member_state`)."""
 
     def __init__(self, stack: StackedMaxout, data: MNISTData, cfg: TrainConfig, seeds: list[int], *, emit: Emit | None = None,
