@@ -68,6 +68,7 @@ def _reference_epoch(model, data, cfg, seed, epoch=1):
                         m.weight.mul_(norms.clamp(max=model.max_col_norm) / norms)
 
 
+@pytest.mark.parametrize("momentum", [0.5, 0.55, 0.9])  # the recipe ramps .5 → .7 (.99 in some): few are powers of 2
 @pytest.mark.parametrize("mode", ["clean", "adversarial"])
 @pytest.mark.parametrize("kind,params,decay", [
     ("softmax", {}, 0.0),
@@ -75,9 +76,9 @@ def _reference_epoch(model, data, cfg, seed, epoch=1):
     # weight decay through the fused SGD kernel, and a max norm that some rows exceed and others do not
     ("maxout", {"units": 16, "pieces": 3, "max_col_norm": 0.09, "init_range": None}, 0.01),
 ])
-def test_trainer_epoch_equals_reference_loop_bit_for_bit(kind, params, decay, mode):
+def test_trainer_epoch_equals_reference_loop_bit_for_bit(kind, params, decay, mode, momentum):
     data = _data()
-    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.05, lr_decay=0.99, mode=mode, eval_adv=False, weight_decay=decay)  # ragged last batch
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=0.05, lr_decay=0.99, mode=mode, eval_adv=False, weight_decay=decay, momentum=momentum)  # ragged last batch
     torch.manual_seed(3)  # the init and then the dropout masks come from the global generator
     ours = build_model(kind, **params)
     Trainer(ours, data, cfg, seed=5, batch_every=4)._epoch(1)
@@ -115,13 +116,28 @@ def test_the_one_pass_sign_perturbation_equals_the_plain_one():
             assert torch.equal(perturb_sign(x, d, eps, clip), perturb(x, d, eps, clip)), (eps, clip)
 
 
-def test_the_optimizer_is_fused_on_cpu_and_steps_like_the_plain_one():
+def test_the_optimizer_on_cpu_is_the_multi_tensor_one_and_steps_like_the_plain_one():
+    """Not the fused kernel on CPU: its vector tail rounds otherwise once the momentum is not a power of 2."""
     from tui_adv.core.train import make_optimizer
 
     torch.manual_seed(0)
     model = build_model("maxout", units=8, pieces=2)
-    opt = make_optimizer(model, TrainConfig(momentum=0.5, weight_decay=0.001))
-    assert opt.param_groups[0]["fused"] is True
+    for momentum in (0.5, 0.55, 0.9):
+        opt = make_optimizer(model, TrainConfig(momentum=momentum, weight_decay=0.001))
+        assert opt.param_groups[0]["foreach"] is True and not opt.param_groups[0]["fused"]
+        plain = torch.optim.SGD([p.detach().clone().requires_grad_() for p in model.parameters()], lr=0.01, momentum=momentum,
+                                weight_decay=0.001, foreach=False)
+        ours = [p.detach().clone().requires_grad_() for p in model.parameters()]
+        opt = make_optimizer(ours, TrainConfig(momentum=momentum, weight_decay=0.001, lr=0.01))
+        g = torch.Generator().manual_seed(1)
+        for _ in range(4):
+            grads = [torch.randn(p.shape, generator=g) for p in ours]
+            for p, q, gr in zip(ours, plain.param_groups[0]["params"], grads):
+                p.grad, q.grad = gr.clone(), gr.clone()
+            opt.step()
+            plain.step()
+        for p, q in zip(ours, plain.param_groups[0]["params"]):
+            assert torch.equal(p, q), momentum
 
 
 @pytest.mark.parametrize("batch_every", [1, 3, 1000])

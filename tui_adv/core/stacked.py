@@ -175,9 +175,10 @@ class StackedTrainer:
         self.checkpoint_fn = checkpoint
         self.clock = CheckpointClock(cfg.checkpoint_every, checkpoint_interval(self.device, checkpoint_s))
         # batched: one optimiser over the stacked tensors. Otherwise one per member over views of its
-        # slices, so that each member's update runs on tensors of its own size, as the solo run's does (the
-        # CPU's fused SGD rounds a vector's tail elements in another way: a stacked tensor puts other
-        # elements in the tail, and a member's weights drift by an ulp once the momentum is not a power of 2)
+        # slices, so that each member's update runs on tensors of its own size, as the solo run's does (a
+        # vectorised kernel may round a vector's tail elements in another way, and a stacked tensor puts
+        # other elements in the tail: measured with the fused SGD, which the CPU no longer uses for that
+        # reason, make_optimizer)
         if stack.batched:
             self.opts = [make_optimizer(stack, cfg)]
             self._views: list[list[torch.Tensor]] = []

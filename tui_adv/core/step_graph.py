@@ -70,8 +70,8 @@ class StepGraph:
         self.capture = capture and trainer.device.type == "cuda"
         dev = trainer.device
         self.bs = trainer.cfg.batch_size
-        # CUDA's fused SGD reads a float32 learning rate; the CPU kernel reads a double, so float64 there
-        # keeps the eager loop's bits
+        # CUDA's fused SGD reads a float32 learning rate; on CPU (the multi-tensor SGD) a double keeps the
+        # eager loop's bits
         self.lr_dtype = torch.float32 if dev.type == "cuda" else torch.float64
         self.perm = torch.zeros(0, self.bs, dtype=torch.long, device=dev)
         self.lrs = torch.zeros(0, dtype=self.lr_dtype, device=dev)
