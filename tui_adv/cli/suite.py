@@ -133,14 +133,23 @@ def _print_plan(profile: str, only: str | None, device: str, data_dir: str | Non
     if as_json:
         typer.echo(p.to_json())
         return
-    t = Table(title=f"Plan: the {profile} profile on {p.device} ({len(p.steps)} steps)", title_justify="left")
-    for c in ("#", "step", "kind", "reads", "model", "mode", "epochs", "images", "estimate"):
-        t.add_column(c, overflow="fold")
+    from rich import box
+
+    out = out_console()
+    narrow = out.width < 120  # an 80-column terminal: no reads/model/images columns, no rules (`--json` has all)
+    t = Table(title=f"Plan: the {profile} profile on {p.device} ({len(p.steps)} steps)", title_justify="left",
+              box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD)
+    columns = ("#", "step", "kind", "mode", "epochs", "estimate") if narrow else \
+        ("#", "step", "kind", "reads", "model", "mode", "epochs", "images", "estimate")
+    for c in columns:
+        t.add_column(c, overflow="fold", no_wrap=c in ("#", "step", "model", "epochs", "estimate"))
     for i, s in enumerate(p.steps, 1):
         epochs = "" if s.epochs is None else (str(s.epochs) if s.max_epochs == s.epochs else f"{s.epochs} (+{s.max_epochs - s.epochs})")
-        t.add_row(str(i), esc(s.key), s.kind + (" (stacked)" if s.stack else ""), esc(", ".join(s.parents)), esc(s.model), esc(s.mode or ""), epochs,
-                  "" if s.train_images is None else f"{s.train_images:,}", _duration(s.estimate_s))
-    out_console().print(t)
+        cells = {"#": str(i), "step": esc(s.key), "kind": ("stacked" if narrow else s.kind + " (stacked)") if s.stack else s.kind, "reads": esc(", ".join(s.parents)),
+                 "model": esc(s.model), "mode": esc(s.mode or ""), "epochs": epochs,
+                 "images": "" if s.train_images is None else f"{s.train_images:,}", "estimate": _duration(s.estimate_s)}
+        t.add_row(*(cells[c] for c in columns))
+    out.print(t)
     line = f"estimated total {_duration(p.total_estimate_s)} one step after another"
     if p.jobs > 1:
         line += f"; {_duration(p.makespan_estimate_s)} with --jobs {p.jobs} ({p.threads} thread(s) per worker)"
