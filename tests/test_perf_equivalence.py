@@ -178,3 +178,27 @@ def test_benchmark_variants_compute_the_same_sweep():
     assert bench.per_eps(model, x, y, eps, 16) == ours
     assert bench.lower_bound(model, x, y, eps, 16) == [p["n_wrong"] for p in ours]
     assert all(p.requires_grad for p in model.parameters()), "the lower bound must restore requires_grad"
+
+
+def test_the_softmax_analytic_loss_has_one_gradient_for_one_input():
+    """The analytic objective's gradient is the same bits every time (S03 ran to another clean error on
+    each run of one seed while it indexed the weight rows as ``w[y]``, whose backward sums a label's rows in
+    a thread-dependent order on CPU), and its value is what ``w[y]`` gives."""
+    from tui_adv.core.heads import analytic_loss
+
+    g = torch.Generator().manual_seed(0)
+    model = build_model("softmax", num_classes=10)
+    with torch.no_grad():
+        model.linear.weight.copy_(torch.randn(model.linear.weight.shape, generator=g) * 0.1)
+    x = torch.rand(500, 1, 28, 28, generator=g)
+    y = torch.randint(0, 10, (500,), generator=g)
+    grads = set()
+    for _ in range(20):
+        model.zero_grad()
+        loss = analytic_loss(model, x, y, 0.25)
+        loss.backward()
+        grads.add(model.linear.weight.grad.numpy().tobytes())
+    assert len(grads) == 1
+    w = model.linear.weight.detach()
+    plain = torch.nn.functional.cross_entropy(model(x) + 0.25 * (w.unsqueeze(0) - w[y].unsqueeze(1)).abs().sum(dim=2), y)
+    assert torch.equal(loss.detach(), plain.detach())
