@@ -32,8 +32,8 @@ _EVAL_PASSES = 4.0  # the per-epoch evaluation: a clean forward, an FGSM directi
 
 
 def forward_flops(cfg: RunConfig) -> float:
-    """FLOPs of one forward pass of ``cfg``'s model on one image (counted by torch on a meta-free CPU
-    forward of a single zero image)."""
+    """FLOPs of one forward pass of ``cfg``'s model on one image: its matrix products and convolutions,
+    counted by ``torch.utils.flop_counter`` on a CPU forward of one zero image."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
