@@ -68,10 +68,9 @@ class Trainer(TrainerMetrics):
         self.emit = emit or (lambda e: None)
         self.should_stop = should_stop or (lambda: False)
         self.checkpoint_fn = checkpoint
-        self.checkpoint_s = checkpoint_interval(data.train.x.device, checkpoint_s)
-        self.clock = CheckpointClock(cfg.checkpoint_every, self.checkpoint_s)
         self.batch_every = max(1, batch_every)
         self.device = data.train.x.device
+        self.clock = CheckpointClock(cfg.checkpoint_every, checkpoint_interval(self.device, checkpoint_s))
         self.opt = make_optimizer(model, cfg)
         self.state = TrainState()
         self.gen = torch.Generator(device="cpu").manual_seed(seed)

@@ -190,14 +190,13 @@ class Reproducer:
                         else:
                             st = time.perf_counter()  # (an inline executor runs the step within submit)
                             running[member.key] = ([member.key], executor.submit(task), st)
+                    keys = [t.key for t in fresh]
                     unit: StepTask | None = fresh[0] if len(fresh) == 1 else None
                     if len(fresh) > 1:
-                        keys = [t.key for t in fresh]
                         self.emit({"type": "log", "message": f"{len(keys)} steps trained as one stack: {', '.join(keys)}"})
                         unit = StepTask(**{**self._base(fresh[0].key, device), "key": "+".join(keys), "claims": sorted({c for t in fresh for c in t.claims})},
                                         members=fresh)
                     if unit is not None:
-                        keys = [t.key for t in fresh]
                         if len(running) >= executor.capacity:
                             deferred.append((keys, unit))
                         else:

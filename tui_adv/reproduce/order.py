@@ -31,7 +31,7 @@ _PASSES = {"clean": 3.0, "l1": 3.0, "analytic": 3.0, "augment": 3.5, "adversaria
 _EVAL_PASSES = 4.0  # the per-epoch evaluation: a clean forward, an FGSM direction (2) and its forward
 
 
-def forward_flops(cfg: RunConfig) -> float:
+def model_forward_flops(cfg: RunConfig) -> float:
     """FLOPs of one forward pass of ``cfg``'s model on one image: its matrix products and convolutions,
     counted by ``torch.utils.flop_counter`` on a CPU forward of one zero image."""
     import torch
@@ -49,11 +49,12 @@ def forward_flops(cfg: RunConfig) -> float:
 
 def _images(cfg: RunConfig) -> tuple[int, int]:
     """(training images, images evaluated per epoch), from the config alone (a 2-class pair: a fifth)."""
+    from ..core.data import valid_size
     from ..core.datasets import dataset_spec
 
     d = cfg.data
     total = dataset_spec(d.dataset).n_train
-    train = total * 5 // 6 if d.validation else total
+    train = total - valid_size(total) if d.validation else total
     if d.pair:
         train //= 5
     if d.train_limit is not None:
@@ -77,7 +78,7 @@ def step_work(steps: list[Step], profile: str) -> dict[str, float]:
         cfg = step_config(base, profile)
         model_key = cfg.model.model_dump_json() + cfg.data.dataset
         if model_key not in flops:
-            flops[model_key] = forward_flops(cfg)
+            flops[model_key] = model_forward_flops(cfg)
         train, evaluated = _images(cfg)
         epochs = cfg.train.epochs + (cfg.train.continuation.max_epochs if cfg.train.continuation and not s.retrain_of else 0)
         out[s.key] = flops[model_key] * epochs * (_PASSES.get(cfg.train.mode, 6.0) * train + _EVAL_PASSES * evaluated)
